@@ -1,0 +1,41 @@
+# Two commands do all the set-up (README): `make demo` and `make test`.
+# Both create/refresh .venv first. The lock (requirements.lock) pins everything but torch:
+# torch is installed only when the venv has none, so a GPU machine keeps its CUDA build.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+UV_VERSION := 0.13.9
+TORCH_VERSION ?= 2.13.0
+# A folder of local wheels (this project's CI machines put the CPU torch wheel there).
+FIND_LINKS := $(if $(PIP_FIND_LINKS),--find-links $(PIP_FIND_LINKS),)
+STAMP := $(VENV)/.lexilab-installed
+
+.PHONY: venv demo test test-fast lock quickstart clean
+
+venv: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	test -x $(VENV)/bin/uv || $(PY) -m pip install -q "uv==$(UV_VERSION)"
+	$(PY) -c "import torch" 2>/dev/null || \
+		$(VENV)/bin/uv pip install --python $(PY) $(FIND_LINKS) --compile-bytecode "torch==$(TORCH_VERSION)"
+	$(VENV)/bin/uv pip install --python $(PY) $(FIND_LINKS) --compile-bytecode -r requirements.lock
+	$(VENV)/bin/uv pip install --python $(PY) --no-deps --compile-bytecode -e .
+	touch $(STAMP)
+
+demo: venv
+	HF_HUB_OFFLINE=1 $(PY) -m lexilab demo
+
+test: venv
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q
+
+test-fast: venv
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -m "not slow and not slurm"
+
+# Re-resolve the lock (maintainers). torch is resolved against its CPU build and left out.
+lock:
+	$(VENV)/bin/uv pip compile pyproject.toml --python-version 3.11.7 $(FIND_LINKS) \
+		--override .ci/torch-cpu-override.txt --no-emit-package torch -o requirements.lock
+
+clean:
+	rm -rf $(VENV)

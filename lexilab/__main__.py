@@ -1,0 +1,3 @@
+from lexilab.cli import main
+
+raise SystemExit(main())

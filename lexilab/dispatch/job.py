@@ -1,0 +1,84 @@
+"""The job every executor runs: `lexilab.runner.run_in_dir` made checkpointable for submitit.
+
+Requeue semantics. The trainer saves its full state to checkpoints/last every
+`train.checkpoint_every` steps and resumes from it exactly (model, optimizer, scheduler, RNGs,
+sampler and data positions). So when SLURM announces preemption or the time limit (USR2, sent
+`signal_delay_s` before the end), submitit calls `RunJob.checkpoint()`, which only counts the
+requeue and hands back the same job for the same run directory; submitit requeues it and exits.
+The requeued job calls `run_in_dir` again, which resumes from the latest checkpoint and replays
+the steps after it deterministically, so the final metrics equal those of an uninterrupted run.
+A trainer that opts in (lexilab.dispatch.preemption) saves at the next step boundary instead.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from submitit.helpers import Checkpointable, DelayedSubmission
+
+from lexilab.runs import read_status, update_status
+
+CHECKPOINT = Path("checkpoints") / "last" / "state.pt"  # the trainer's full state (train/state.py)
+
+
+def record_failure(run_dir: str, err: BaseException) -> None:
+    """Mark the run failed with ``err``'s traceback unless the runner already did."""
+    if read_status(run_dir).get("state") == "failed":
+        return
+    message = str(err).splitlines()[0] if str(err) else type(err).__name__
+    update_status(run_dir, state="failed", finished=time.time(), error=f"{type(err).__name__}: {message}",
+                  traceback="".join(traceback.format_exception(err)))
+
+
+class RunJob(Checkpointable):
+    """Callable submitted to submitit: trains (or resumes) the run in ``run_dir``.
+
+    ``progress`` is passed to the runner (None: its default, from LEXILAB_PROGRESS).
+    ``cancel_on_interrupt``: a KeyboardInterrupt (how submitit's local executor cancels a job)
+    marks the run cancelled.
+    """
+
+    def __init__(self, run_dir: str | os.PathLike, progress: bool | None = False,
+                 cancel_on_interrupt: bool = True) -> None:
+        self.run_dir = str(run_dir)
+        self.progress = progress
+        self.cancel_on_interrupt = cancel_on_interrupt
+
+    def __call__(self) -> dict[str, Any]:
+        # which device the scheduler gave us, and whether this attempt can resume from a
+        # checkpoint (a requeued job should): `status` and the tests read them
+        update_status(self.run_dir, cuda_visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES"),
+                      job_host=socket.gethostname(), job_pid=os.getpid(),
+                      started_with_checkpoint=(Path(self.run_dir) / CHECKPOINT).exists())
+        from submitit.core.job_environment import JobEnvironment
+
+        from lexilab.dispatch import preemption
+        from lexilab.runner import run_in_dir
+
+        deferrable = preemption.install(JobEnvironment._usr_sig())
+        try:
+            return run_in_dir(self.run_dir, progress=self.progress)
+        except KeyboardInterrupt:
+            if self.cancel_on_interrupt:
+                update_status(self.run_dir, state="cancelled", finished=time.time(),
+                              error="cancelled: the job was interrupted")
+            raise
+        except Exception as err:
+            record_failure(self.run_dir, err)
+            raise
+        finally:
+            if deferrable:
+                preemption.uninstall()
+
+    def checkpoint(self, *args: Any, **kwargs: Any) -> DelayedSubmission:
+        """Called by submitit on preemption/time limit: requeue the same run (it resumes exactly)."""
+        status = read_status(self.run_dir)
+        update_status(self.run_dir, requeues=int(status.get("requeues", 0)) + 1, requeued=time.time())
+        return DelayedSubmission(RunJob(self.run_dir, self.progress, self.cancel_on_interrupt))
+
+    def __repr__(self) -> str:
+        return f"RunJob({self.run_dir!r})"

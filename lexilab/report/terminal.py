@@ -1,0 +1,85 @@
+"""The report as plain text for the terminal: arm × metric, mean [CI], Δ vs baseline, adjusted p."""
+from __future__ import annotations
+
+import math
+
+from lexilab.report.compare import TESTS, UNPAIRED_MARK, Report
+
+CORRECTION_NAMES = {"holm": "Holm", "bh": "Benjamini-Hochberg", "bonferroni": "Bonferroni", "none": "no"}
+
+
+def fmt(value: float, digits: int | None = None, sign: bool = False) -> str:
+    """Three decimals for scores below 10, two above (metrics here are mostly in [0, 1])."""
+    if value is None or not math.isfinite(value):
+        return "—"
+    digits = digits if digits is not None else (3 if abs(value) < 10 else 2)
+    return f"{value:+.{digits}f}" if sign else f"{value:.{digits}f}"
+
+
+def fmt_p(p: float) -> str:
+    if p is None or not math.isfinite(p):
+        return "—"
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def seeds_text(report: Report) -> str:
+    counts = report.n_seeds
+    return f"{counts[0]} seed{'s' * (counts[0] != 1)} per arm" if len(counts) == 1 else \
+        f"{min(counts)}–{max(counts)} seeds per arm"
+
+
+def ci_text(report: Report) -> str:
+    methods = sorted(set(report.summary["ci_method"]) - {"degenerate (all seeds equal)"})
+    return " / ".join(methods) or "none"
+
+
+def render(report: Report) -> str:
+    """The whole report: header, table, Δm, notes and the legend."""
+    lines = [f"{report.experiment.name} — split {report.split} — {seeds_text(report)} — "
+             f"mean [95% CI: {ci_text(report)} across seeds]"]
+    headers = ["arm"]
+    for metric in report.metrics:
+        headers += [metric, "Δ vs baseline", "p_adj"]
+    rows = []
+    summary = {(r.arm, r.metric): r for r in report.summary.itertuples()}
+    comps = {(r.arm, r.metric): r for r in report.comparisons.itertuples()} if not report.comparisons.empty else {}
+    bases = {r.metric: r.baseline for r in comps.values()}
+    for arm in report.arms:
+        row = [arm + (" (baseline)" if arm == report.baseline else "")]
+        for metric in report.metrics:
+            s = summary.get((arm, metric))
+            row.append(f"{fmt(s.mean)} [{fmt(s.low)}, {fmt(s.high)}]" if s else "—")
+            c = comps.get((arm, metric))
+            if c is not None:
+                mark = "" if c.design == "paired" else UNPAIRED_MARK
+                row += [f"{fmt(c.diff, sign=True)}{mark}", f"{fmt_p(c.p_adj)} {c.marker}".rstrip()]
+            elif bases.get(metric) == arm:
+                row += ["(reference)", ""]
+            else:
+                row += ["", ""]
+        rows.append(row)
+    lines += ["", table(headers, rows)]
+    if not report.delta_m.empty:
+        lines += ["", "Δm (mean relative change vs single-task arms, %, sign by metric direction; Maninis et al. 2019):"]
+        for r in report.delta_m.itertuples():
+            lines.append(f"  {r.arm}: {fmt(r.delta_m, 2, sign=True)}% [{fmt(r.low, 2, sign=True)}, "
+                         f"{fmt(r.high, 2, sign=True)}] over {', '.join(r.metrics)} — {r.method}")
+    lines += ["", legend(report)]
+    lines += [f"note: {n}" for n in report.notes]
+    return "\n".join(lines)
+
+
+def legend(report: Report) -> str:
+    n = len(report.comparisons)
+    tests = sorted(set(report.comparisons["test"])) if n else [TESTS[report.test]]
+    return (f"Δ: difference of means vs the baseline (treatment − baseline); p_adj: {', '.join(tests)}, "
+            f"{CORRECTION_NAMES[report.correction]}-adjusted over {n} comparison{'s' * (n != 1)}; "
+            f"* p<0.05, ** p<0.01, *** p<0.001; {UNPAIRED_MARK} unpaired (different seed sets).")
+
+
+def table(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
+    out = ["  ".join(str(c).ljust(w) for c, w in zip(headers, widths)).rstrip(),
+           "  ".join("-" * w for w in widths)]
+    out += ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
+    return "\n".join(out)

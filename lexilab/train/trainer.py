@@ -1,0 +1,311 @@
+"""Train and evaluate one run (one arm, one seed) into a run directory.
+
+The same function serves a single-task baseline and every multi-task arm: the only things
+that differ between arms are the values in the config. One optimizer step is a window of
+``grad_accum`` micro-batches; a micro-batch is one task's batch chosen by the sampler, or one
+batch of every task when the weighting method aggregates per-task gradients.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from lexilab.errors import LexilabError
+from lexilab.io import append_jsonl, atomic_write_json, read_jsonl, write_jsonl
+from lexilab.train.assembly import Assembly, assemble
+from lexilab.train.evaluation import EarlyStopping, evaluate_losses, finalize, save_best_weights
+from lexilab.train.freezing import apply_freezing
+from lexilab.train.optim import build_optimizer, build_scheduler, param_groups
+from lexilab.train.state import load_state, save_state, seed_everything
+from lexilab.train.streams import TaskStream
+
+HISTORY_FILE = "history.jsonl"
+GRADCOS_FILE = "gradcos.jsonl"
+
+
+class NonFiniteLoss(RuntimeError):
+    """A NaN/inf loss ended the run (policy ``fail``)."""
+
+
+def _autocast(device: torch.device, precision: str):
+    if precision == "bf16":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    if precision == "fp16":
+        return torch.autocast(device_type=device.type, dtype=torch.float16)
+    return contextlib.nullcontext()
+
+
+def _truncate_jsonl(path: Path, last_step: int) -> None:
+    """On resume, drop records written after the checkpoint (they will be written again)."""
+    if path.exists():
+        write_jsonl(path, [r for r in read_jsonl(path) if r.get("step", -1) <= last_step])
+
+
+class Trainer:
+    def __init__(self, config: dict, run_dir: str | Path, progress: bool = True):
+        from lexilab.config import check_config
+
+        # every entry point trains the resolved config: defaults filled in, problems refused
+        config, problems = check_config(config)
+        if problems:
+            raise LexilabError("invalid run config:\n" + "\n".join(p.line() for p in problems))
+        self.config = config
+        self.run_dir = Path(run_dir)
+        self.progress = progress
+        train = config["train"]
+        self.train_cfg = train
+        if train.get("deterministic", True):
+            torch.use_deterministic_algorithms(True, warn_only=True)
+            torch.backends.cudnn.benchmark = False
+        seed_everything(int(config["seed"]))
+        self.parts: Assembly = assemble(config)
+        self.device = self.parts.device
+        self.model = self.parts.model
+        self.tasks = self.parts.tasks
+        self.backbone = self.model.backbone
+        if train.get("compile"):
+            for module in [self.backbone, *self.model.task_modules.values()]:
+                module.compile(dynamic=True)
+        self._build_methods()
+
+    # ------------------------------------------------------------------ set-up
+    def _build_methods(self) -> None:
+        from lexilab.train.samplers import build_sampler, steps_per_epoch
+        from lexilab.train.weighting import build_weighting
+
+        cfg, train = self.config, self.train_cfg
+        seed = int(cfg["seed"])
+        sizes = {name: len(task.dataset.splits["train"]) for name, task in self.tasks.items()}
+        self.micro_per_epoch = steps_per_epoch(cfg["sampler"].get("steps_per_epoch", "largest"), sizes,
+                                               int(train["batch_size"]))
+        accum = int(train.get("grad_accum", 1))
+        self.windows_per_epoch = math.ceil(self.micro_per_epoch / accum)
+        self.total_steps = self.windows_per_epoch * int(train["epochs"])
+        if train.get("max_steps"):
+            self.total_steps = min(self.total_steps, int(train["max_steps"]))
+        self.sampler = build_sampler(cfg["sampler"], sizes, seed=seed, total_steps=self.micro_per_epoch
+                                     * int(train["epochs"]))
+        # the encoder (with embeddings): what every task's gradient passes through
+        self.shared_groups = self.backbone.shared_parameter_groups()
+        weighting_cfg = dict(cfg.get("weighting") or {"kind": "equal"})
+        if weighting_cfg.get("kind") == "fixed":
+            weighting_cfg.setdefault("weights", {n: float(t.get("weight", 1.0)) for n, t in cfg["tasks"].items()})
+        self.weighting = build_weighting(weighting_cfg, list(self.tasks), self.shared_groups, seed=seed)
+        for param in self.weighting.parameters():
+            param.data = param.data.to(self.device)
+        self.streams = {name: TaskStream(task, int(train["batch_size"]), seed * 1000 + index + 1)
+                        for index, (name, task) in enumerate(self.tasks.items())}
+        groups = param_groups(self.backbone, self.model.task_modules, self.weighting.parameters(), cfg["optim"])
+        self.optimizer = build_optimizer(groups, cfg["optim"])
+        self.scheduler = build_scheduler(self.optimizer, cfg["optim"], self.total_steps)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=train.get("precision") == "fp16"
+                                           and self.device.type == "cuda")
+        self.early = EarlyStopping(train.get("early_stopping") or {})
+        diag = cfg.get("diagnostics") or {}
+        self.diag_every = int(diag.get("grad_cosine_every") or 0)
+        self.diag_generator = torch.Generator().manual_seed(seed * 1000 + 999)
+        self.step = 0
+        self.epoch = 0
+        self.window_in_epoch = 0
+        self.nonfinite_skipped = 0
+        self.last_eval_step = 0
+        # per-task [sum, count] of training losses in the current epoch (DWA uses their means)
+        self.epoch_losses: dict[str, list[float]] = {}
+
+    # ------------------------------------------------------------------ state
+    def state(self) -> dict:
+        return {
+            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
+            "sampler": self.sampler.state_dict(), "weighting": self.weighting.state_dict(),
+            "streams": {n: s.state_dict() for n, s in self.streams.items()},
+            "diag_generator": self.diag_generator.get_state(), "early": self.early.state_dict(),
+            "step": self.step, "epoch": self.epoch, "window_in_epoch": self.window_in_epoch,
+            "nonfinite_skipped": self.nonfinite_skipped, "last_eval_step": self.last_eval_step,
+            "epoch_losses": self.epoch_losses,
+        }
+
+    def save_checkpoint(self) -> None:
+        save_state(self.run_dir / "checkpoints" / "last", self.state())
+
+    def maybe_resume(self) -> bool:
+        state = load_state(self.run_dir / "checkpoints" / "last")
+        if state is None:
+            return False
+        from lexilab.train.state import set_rng_state
+
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.sampler.load_state_dict(state["sampler"])
+        self.weighting.load_state_dict(state["weighting"])
+        for name, stream in self.streams.items():
+            stream.load_state_dict(state["streams"][name])
+        self.diag_generator.set_state(state["diag_generator"])
+        self.early.load_state_dict(state["early"])
+        self.step, self.epoch = state["step"], state["epoch"]
+        self.window_in_epoch = state["window_in_epoch"]
+        self.nonfinite_skipped = state["nonfinite_skipped"]
+        self.last_eval_step = state["last_eval_step"]
+        self.epoch_losses = state["epoch_losses"]
+        set_rng_state(state["rng"])
+        for name in (HISTORY_FILE, GRADCOS_FILE):
+            _truncate_jsonl(self.run_dir / name, self.step)
+        return True
+
+    # ------------------------------------------------------------------ one step
+    def _loss(self, name: str, batch: list[dict]) -> torch.Tensor:
+        task = self.tasks[name]
+        tensors = task.collate(batch)
+        tensors = {k: (v.to(self.device) if torch.is_tensor(v) else v) for k, v in tensors.items()}
+        with _autocast(self.device, self.train_cfg.get("precision", "fp32")):
+            loss = task.loss(self.backbone, self.model.module_for(name), tensors)
+        return loss.float()
+
+    def _check_finite(self, losses: dict[str, torch.Tensor]) -> bool:
+        for name, loss in losses.items():
+            if not torch.isfinite(loss):
+                if self.train_cfg.get("on_nonfinite", "fail") == "skip":
+                    self.nonfinite_skipped += 1
+                    return False
+                raise NonFiniteLoss(f"non-finite loss ({loss.item()}) at step {self.step} in task {name!r}")
+        return True
+
+    def _window(self, size: int) -> dict:
+        """Run ``size`` micro-batches, accumulate their gradients, take one optimizer step."""
+        self.model.train()
+        self.optimizer.zero_grad(set_to_none=True)
+        seen: dict[str, list[float]] = {}
+        examples = 0
+        for _ in range(size):
+            names = list(self.tasks) if self.weighting.needs_all_tasks else [self.sampler.next()]
+            losses = {}
+            for name in names:
+                batch = self.streams[name].next()
+                examples += len(batch)
+                losses[name] = self._loss(name, batch)
+            if not self._check_finite(losses):
+                continue
+            scaled = {n: self.scaler.scale(l) for n, l in losses.items()} if self.scaler.is_enabled() else losses
+            self.weighting.backward(scaled, self.shared_groups)
+            for name, loss in losses.items():
+                seen.setdefault(name, []).append(loss.item())
+                total = self.epoch_losses.setdefault(name, [0.0, 0])
+                total[0] += loss.item()
+                total[1] += 1
+        # mean gradient over the window (whatever the weighting method did inside it)
+        for group in self.optimizer.param_groups:
+            for param in group["params"]:
+                if param.grad is not None:
+                    param.grad.div_(size)
+        clip = self.config["optim"].get("clip_norm")
+        if self.scaler.is_enabled():
+            self.scaler.unscale_(self.optimizer)
+        grad_norm = None
+        if clip:
+            params = [p for g in self.optimizer.param_groups for p in g["params"] if p.grad is not None]
+            grad_norm = float(torch.nn.utils.clip_grad_norm_(params, float(clip)))
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        lr = self.optimizer.param_groups[0]["lr"]
+        self.scheduler.step()
+        record = {"step": self.step + 1, "epoch": self.epoch, "lr": lr, "examples": examples}
+        record.update({f"loss/{n}": sum(v) / len(v) for n, v in seen.items()})
+        if grad_norm is not None:
+            record["grad_norm"] = grad_norm
+        return record
+
+    def _diagnostics(self) -> None:
+        """Per-task gradient cosines on a probe batch per task; RNG and .grad untouched."""
+        from lexilab.train.diagnostics import gradient_cosines
+
+        cfg = self.config.get("diagnostics") or {}
+        groups = self.backbone.shared_parameter_groups()
+        if not cfg.get("include_embeddings"):
+            groups = {k: v for k, v in groups.items() if k != "embeddings"}
+        groups = {k: [p for p in v if p.requires_grad] for k, v in groups.items()}
+        groups = {k: v for k, v in groups.items() if v}
+        size = int(cfg.get("batch_size") or self.train_cfg["batch_size"])
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            losses = {}
+            for name, task in self.tasks.items():
+                rows = task.dataset.splits["train"]
+                picks = torch.randperm(len(rows), generator=self.diag_generator)[:size].tolist()
+                losses[name] = self._loss(name, [rows[i] for i in picks])
+            records = gradient_cosines(losses, groups, self.step)
+        append_jsonl(self.run_dir / GRADCOS_FILE, records)
+
+    # ------------------------------------------------------------------ loop
+    def fit(self, on_step=None) -> None:
+        train = self.train_cfg
+        accum = int(train.get("grad_accum", 1))
+        checkpoint_every = int(train.get("checkpoint_every") or 0)
+        eval_every = int(train.get("eval_every") or 0)
+        log_every = int(train.get("log_every") or 1)
+        freeze_cfg = self.config["backbone"].get("freeze") or {}
+        bar = tqdm(total=self.total_steps, initial=self.step, desc=f"train {self.run_dir.name}",
+                   disable=not self.progress, leave=False)
+        started = time.perf_counter()
+        while self.step < self.total_steps and not self.early.should_stop:
+            frozen = apply_freezing(self.backbone, freeze_cfg, self.step)
+            first = self.window_in_epoch * accum
+            size = min(accum, self.micro_per_epoch - first)  # last window of an epoch may be short
+            record = self._window(size)
+            self.step += 1
+            self.window_in_epoch += 1
+            epoch_done = self.window_in_epoch >= self.windows_per_epoch
+            if self.step % log_every == 0 or epoch_done:
+                record.update(frozen)
+                record["examples_per_s"] = record["examples"] / max(time.perf_counter() - started, 1e-9)
+                append_jsonl(self.run_dir / HISTORY_FILE, [record])
+            started = time.perf_counter()
+            if self.diag_every and self.step % self.diag_every == 0:
+                self._diagnostics()
+            if epoch_done:
+                self.epoch += 1
+                self.window_in_epoch = 0
+                self.weighting.epoch_end({n: s / max(c, 1) for n, (s, c) in self.epoch_losses.items()})
+                self.epoch_losses = {}
+            if epoch_done or (eval_every and self.step % eval_every == 0):
+                self._evaluate()
+            if checkpoint_every and self.step % checkpoint_every == 0:
+                self.save_checkpoint()
+            bar.update(1)
+            if on_step is not None:
+                on_step(self)
+        bar.close()
+        if self.last_eval_step != self.step:  # max_steps ended mid-epoch: the final weights count too
+            self._evaluate()
+        self.save_checkpoint()
+
+    def _evaluate(self) -> None:
+        self.last_eval_step = self.step
+        losses = evaluate_losses(self, "val")
+        record = {"step": self.step, "epoch": self.epoch, "split": "val",
+                  **{f"val_loss/{n}": v for n, v in losses.items()},
+                  "val_loss": sum(losses.values()) / len(losses)}
+        value = self.early.value(record, self)
+        record["early_stopping_value"] = value
+        improved = self.early.update(value, self.step)
+        if improved:
+            save_best_weights(self)
+        append_jsonl(self.run_dir / HISTORY_FILE, [record])
+
+
+def train_run(config: dict, run_dir: str | Path, progress: bool = True) -> dict:
+    """Train (or resume) one run into ``run_dir`` and return its metrics ({split: {task: ...}})."""
+    from lexilab.envinfo import environment
+
+    run_dir = Path(run_dir)
+    trainer = Trainer(config, run_dir, progress=progress)
+    atomic_write_json(run_dir / "env.json", environment(trainer.device, trainer.parts.datasets))
+    atomic_write_json(run_dir / "leakage.json", trainer.parts.leakage)
+    trainer.maybe_resume()
+    trainer.fit()
+    return finalize(trainer)
