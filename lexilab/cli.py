@@ -14,9 +14,12 @@ from lexilab.errors import LexilabError
 
 # Order is the order shown by --help.
 COMMAND_MODULES = [
-    "lexilab.commands.demo",
-    "lexilab.commands.data",
+    "lexilab.commands.run",
+    "lexilab.commands.status",
     "lexilab.commands.predict",
+    "lexilab.commands.report",
+    "lexilab.commands.data",
+    "lexilab.commands.demo",
 ]
 
 

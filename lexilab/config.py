@@ -10,6 +10,7 @@ modules that implement them (cross-field checks live in :mod:`lexilab.config_che
 from __future__ import annotations
 
 import copy
+import importlib
 import math
 import os
 import re
@@ -20,7 +21,6 @@ from typing import Any, Callable
 from lexilab.data.registry import did_you_mean
 from lexilab.runs import config_hash as _sha
 
-KINDS = ("seq2seq", "multiclass", "multilabel")
 SPLITS = ("train", "val", "calibration", "test")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _FLOAT_RE = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
@@ -56,7 +56,7 @@ def _found(value: Any) -> str:
 
 
 # --------------------------------------------------------------------------- leaf validators
-# Each returns the normalised value or raises _Bad(what is allowed). `.expected` documents it.
+# Each returns the normalised value or raises _Bad(what is allowed).
 
 def number(lo=None, hi=None, *, integer=False, nullable=False, lo_open=False, hi_open=False):
     what = "an integer" if integer else "a number"
@@ -85,7 +85,6 @@ def number(lo=None, hi=None, *, integer=False, nullable=False, lo_open=False, hi
             raise _Bad(what)
         return int(value) if integer else float(value)
 
-    check.expected = what
     return check
 
 
@@ -94,8 +93,6 @@ def boolean(value):
         raise _Bad("true or false")
     return value
 
-
-boolean.expected = "true or false"
 
 
 def string(*, nullable=False, choices: tuple | Callable[[], tuple] | None = None):
@@ -112,7 +109,6 @@ def string(*, nullable=False, choices: tuple | Callable[[], tuple] | None = None
             raise _Bad(_one_of(options, nullable), did_you_mean(value, options))
         return value
 
-    check.expected = "a string"
     return check
 
 
@@ -120,13 +116,11 @@ def _one_of(options, nullable=False) -> str:
     return "one of " + ", ".join(map(str, options)) + (" or null" if nullable else "")
 
 
-def number_list(length=None, lo=None, hi=None, hi_open=False, nullable=False):
+def number_list(length=None, lo=None, hi=None, hi_open=False):
     item = number(lo, hi, hi_open=hi_open)
     what = f"a list of {length or 'one or more'} numbers" + (f" in [{lo}, {hi}{')' if hi_open else ']'}" if lo is not None else "")
 
     def check(value):
-        if value is None and nullable:
-            return None
         if isinstance(value, tuple):
             value = list(value)
         if not isinstance(value, list) or not value or (length and len(value) != length):
@@ -136,7 +130,6 @@ def number_list(length=None, lo=None, hi=None, hi_open=False, nullable=False):
         except _Bad:
             raise _Bad(what) from None
 
-    check.expected = what
     return check
 
 
@@ -158,11 +151,6 @@ def bucket_rule(value):
     if isinstance(value, bool) or (isinstance(value, int) and value >= 1):
         return value
     raise _Bad("true, false or a chunk size in batches ≥ 1")
-
-
-def tuning_metrics() -> tuple:
-    from lexilab.metrics.thresholds import TUNING_METRICS
-    return tuple(TUNING_METRICS)
 
 
 def device_name(value):
@@ -197,17 +185,24 @@ def unfreeze_list(value):
     return out
 
 
-def leakage_policies() -> tuple:
-    try:
-        from lexilab.data.leakage import POLICIES  # the data helper's list when it has one
-        return tuple(POLICIES)
-    except (ImportError, AttributeError):
-        return ("warn", "drop", "fail")
+# Names live with the code that implements them; looked up when a config is checked.
+REGISTRIES = {
+    "sampler": ("lexilab.train.samplers", "SAMPLERS"), "weighting": ("lexilab.train.weighting", "WEIGHTINGS"),
+    "head": ("lexilab.model.heads", "HEADS"), "pooling": ("lexilab.model.pooling", "POOLINGS"),
+    "task kind": ("lexilab.tasks", "TASK_KINDS"), "schedule": ("lexilab.train.optim", "SCHEDULES"),
+    "leakage policy": ("lexilab.data.leakage", "POLICIES"),
+    "threshold metric": ("lexilab.metrics.thresholds", "TUNING_METRICS"),
+}
 
 
-def schedules() -> tuple:
-    from lexilab.train.optim import SCHEDULES
-    return tuple(SCHEDULES)
+def registry(label: str):
+    """The registry (or tuple of names) behind ``label``, e.g. ``registry("sampler")``."""
+    module, attribute = REGISTRIES[label]
+    return getattr(importlib.import_module(module), attribute)
+
+
+def names(label: str) -> Callable[[], tuple]:
+    return lambda: tuple(registry(label))
 
 
 # --------------------------------------------------------------------------- schema + defaults
@@ -229,7 +224,7 @@ SCHEMA: dict[str, Any] = {
     "optim": {
         "lr": number(0, lo_open=True), "head_lr": number(0, lo_open=True, nullable=True),
         "weight_decay": number(0), "betas": number_list(2, 0, 1, hi_open=True),
-        "eps": number(0, lo_open=True), "warmup_steps": _INT0, "schedule": string(choices=schedules),
+        "eps": number(0, lo_open=True), "warmup_steps": _INT0, "schedule": string(choices=names("schedule")),
         "min_lr_ratio": number(0, 1), "clip_norm": number(0, lo_open=True, nullable=True),
     },
     "train": {
@@ -239,7 +234,7 @@ SCHEMA: dict[str, Any] = {
         "early_stopping": {"patience": number(0, integer=True, nullable=True), "metric": string(),
                            "mode": string(nullable=True, choices=("min", "max"))},
         "checkpoint_every": _INT1N, "eval_every": _INT1N, "log_every": _INT1,
-        "leakage": string(choices=leakage_policies), "on_nonfinite": string(choices=("fail", "skip")),
+        "leakage": string(choices=names("leakage policy")), "on_nonfinite": string(choices=("fail", "skip")),
     },
     "diagnostics": {"grad_cosine_every": _INT0, "include_embeddings": boolean, "batch_size": _INT1N},
     "tracking": {"mlflow": boolean, "tracking_uri": string(nullable=True),
@@ -266,7 +261,7 @@ SAMPLER_DEFAULTS = {"kind": "temperature", "steps_per_epoch": "largest"}
 WEIGHTING_DEFAULTS = {"kind": "equal"}
 
 TASK_SCHEMA: dict[str, Any] = {
-    "kind": string(choices=lambda: task_kinds()),
+    "kind": string(choices=names("task kind")),
     "data": str_or_mapping,
     "prefix": string(nullable=True),
     "pooling": string(nullable=True),
@@ -279,7 +274,7 @@ TASK_SCHEMA: dict[str, Any] = {
     "loss": {"label_smoothing": number(0, 1, hi_open=True), "focal_gamma": number(0, nullable=True),
              "class_weights": weights_spec, "pos_weight": weights_spec},
     "threshold": {"tune": string(choices=("none", "global", "per_class")), "default": number(0, 1, lo_open=True, hi_open=True),
-                  "metric": string(nullable=True, choices=lambda: tuning_metrics())},
+                  "metric": string(nullable=True, choices=names("threshold metric"))},
     "generation": {"num_beams": _INT1, "max_new_tokens": _INT1N, "min_new_tokens": _INT0,
                    "length_penalty": number()},
     "early_stopping_metric": string(nullable=True),
@@ -302,14 +297,6 @@ KIND_ONLY = {"pooling": ("multiclass", "multilabel"), "head": ("multiclass", "mu
 LOSS_KIND_ONLY = {"label_smoothing": ("seq2seq", "multiclass"), "focal_gamma": ("multiclass", "multilabel"),
                   "class_weights": ("multiclass",),
                   "pos_weight": ("multilabel",)}
-
-
-def task_kinds() -> tuple:
-    try:
-        from lexilab.tasks import TASK_KINDS
-        return tuple(TASK_KINDS)
-    except ImportError:
-        return KINDS
 
 
 # --------------------------------------------------------------------------- merge
@@ -370,8 +357,8 @@ def method_options(cls: Any) -> tuple[tuple[str, ...] | None, dict[str, Any]]:
     return names, {n: copy.deepcopy(v) for n, v in defaults.items() if n in names}
 
 
-def _check_method(block: Any, path: str, registry: Callable[[], dict | None], label: str,
-                  defaults: dict, common: dict, problems: list[Problem]) -> dict:
+def _check_method(block: Any, path: str, label: str, defaults: dict, common: dict,
+                  problems: list[Problem]) -> dict:
     """A ``{kind: NAME, **options}`` block: the kind must be registered, options must be the
     method's own; the method's option defaults are filled in so config.yaml shows them."""
     if block is None:
@@ -381,10 +368,10 @@ def _check_method(block: Any, path: str, registry: Callable[[], dict | None], la
         return dict(defaults)
     block = {**defaults, **block}
     kind = block.get("kind")
-    known = registry()
+    known = registry(label)
     if not isinstance(kind, str):
         problems.append(Problem(f"{path}.kind", f"expected a {label} name, found {_found(kind)}"
-                                + (f"; known: {', '.join(sorted(known))}" if known else "")))
+                                f"; known: {', '.join(sorted(known))}"))
         return block
     out = {"kind": kind}
     for key, check in common.items():
@@ -392,9 +379,6 @@ def _check_method(block: Any, path: str, registry: Callable[[], dict | None], la
             out[key] = check(block[key])
         except _Bad as bad:
             problems.append(Problem(f"{path}.{key}", bad.line(block[key])))
-    if known is None:
-        out.update({k: v for k, v in block.items() if k not in out})
-        return out
     if kind not in known:
         problems.append(Problem(f"{path}.kind", f"unknown {label} {kind!r}{did_you_mean(kind, known)}; "
                                 f"known: {', '.join(sorted(known))}"))
@@ -408,27 +392,6 @@ def _check_method(block: Any, path: str, registry: Callable[[], dict | None], la
                                         f"{did_you_mean(key, names)}; its options: {', '.join(names) or 'none'}"))
     out.update({**option_defaults, **given})
     return out
-
-
-def samplers() -> dict | None:
-    from lexilab.train.samplers import SAMPLERS
-    return SAMPLERS
-
-
-def weightings() -> dict | None:
-    try:
-        from lexilab.train.weighting import WEIGHTINGS
-    except ImportError:  # the training-methods helper's package; names checked once it exists
-        return None
-    return WEIGHTINGS
-
-
-def heads() -> dict | None:
-    try:
-        from lexilab.model.heads import HEADS
-    except ImportError:
-        return None
-    return HEADS
 
 
 def _steps_rule(value):
@@ -470,8 +433,7 @@ def _check_task(name: str, raw: Any, problems: list[Problem]) -> dict | None:
         merged["head"] = relevant["head"]
     task = _check_block(TASK_SCHEMA, merged, path, problems)
     if kind in KIND_ONLY["head"]:
-        task["head"] = _check_method(task.get("head"), f"{path}.head", heads, "head",
-                                     {"kind": "linear"}, {}, problems)
+        task["head"] = _check_method(task.get("head"), f"{path}.head", "head", {"kind": "linear"}, {}, problems)
     return task
 
 
@@ -511,10 +473,9 @@ def check_config(raw: Any, base_dir: str | os.PathLike | None = None) -> tuple[d
             task = _check_task(name, block, problems)
             if task is not None:
                 config["tasks"][name] = task
-    config["sampler"] = _check_method(raw.get("sampler"), "sampler", samplers, "sampler", SAMPLER_DEFAULTS,
+    config["sampler"] = _check_method(raw.get("sampler"), "sampler", "sampler", SAMPLER_DEFAULTS,
                                       {"steps_per_epoch": _steps_rule}, problems)
-    config["weighting"] = _check_method(raw.get("weighting"), "weighting", weightings, "weighting",
-                                        WEIGHTING_DEFAULTS, {}, problems)
+    config["weighting"] = _check_method(raw.get("weighting"), "weighting", "weighting", WEIGHTING_DEFAULTS, {}, problems)
     config = {key: config[key] for key in TOP_KEYS if key in config}
     _resolve_paths(config, base_dir)
     problems.extend(cross_checks(config))

@@ -19,7 +19,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from lexilab.config import Problem, effective_data_root, is_local_path
+from lexilab.config import Problem, effective_data_root, is_local_path, registry
 from lexilab.data.registry import did_you_mean
 
 ENCODER_DECODER_TYPES = ("t5", "mt5")
@@ -103,6 +103,9 @@ def _check_backbone(config: dict, root: Path) -> list[Problem]:
                 T5Config.from_dict(name, source="backbone.name", strict=True)
             except LexilabError as err:
                 problems.append(Problem("", str(err)))
+        if backbone["init"] != "random":
+            problems.append(Problem("backbone.init", "a backbone given as a mapping of T5 config fields has no "
+                                    "weights to load: use init: random"))
         if not backbone["tokenizer"]:
             problems.append(Problem("backbone.tokenizer", "a backbone given as a mapping of T5 config fields needs "
                                     "a tokenizer (a hub id, a folder, or data:NAME under the data root)"))
@@ -140,8 +143,7 @@ def _check_task_names(name: str, task: dict, root: Path) -> list[Problem]:
     problems = []
     path = f"tasks.{name}"
     if task["pooling"] is not None:
-        from lexilab.model.pooling import POOLINGS
-
+        POOLINGS = registry("pooling")
         if task["pooling"] not in POOLINGS:
             problems.append(Problem(f"{path}.pooling", f"unknown pooling {task['pooling']!r}"
                                     f"{did_you_mean(task['pooling'], POOLINGS)}; known: {', '.join(sorted(POOLINGS))}"))

@@ -47,15 +47,15 @@ def read_json(path: str | os.PathLike) -> Any:
 
 
 def append_jsonl(path: str | os.PathLike, records: Iterable[dict]) -> None:
-    """Append whole lines in one write (a reader never sees a partial record from us)."""
+    """Append whole lines in one write. No fsync: these are per-step logs (history, gradient
+    cosines); a crash can at most cut the last line, which ``read_jsonl`` skips, and resume
+    rewrites the records after its checkpoint."""
     lines = "".join(json.dumps(r, sort_keys=True, default=_json_default) + "\n" for r in records)
     if not lines:
         return
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a", encoding="utf-8") as handle:
         handle.write(lines)
-        handle.flush()
-        os.fsync(handle.fileno())
 
 
 def write_jsonl(path: str | os.PathLike, records: Iterable[dict]) -> None:

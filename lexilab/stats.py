@@ -386,12 +386,15 @@ def delta_m_ci(mtl: Mapping, single: Mapping, lower_is_better: Mapping, *, paire
     idx_b = idx_m if paired else rng.integers(0, b.shape[1], size=(n_resamples, b.shape[1]))
     mm = m[:, idx_m].mean(axis=-1)  # (K, B)
     bb = b[:, idx_b].mean(axis=-1)
-    draws = 100 * np.mean(sign * (mm - bb) / bb, axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        draws = 100 * np.mean(sign * (mm - bb) / bb, axis=0)
+    finite = draws[np.isfinite(draws)]
     alpha = (1 - confidence) / 2
-    return {"delta_m": point, "low": float(np.quantile(draws, alpha)),
-            "high": float(np.quantile(draws, 1 - alpha)),
-            "method": f"percentile bootstrap over seeds ({'paired' if paired else 'unpaired'})",
-            "n_keys": len(keys)}
+    method = f"percentile bootstrap over seeds ({'paired' if paired else 'unpaired'})"
+    if finite.size < draws.size:  # a resample whose single-task mean is 0 has no relative change
+        method += f"; {draws.size - finite.size} of {draws.size} resamples undefined (single-task mean 0)"
+    low, high = (np.quantile(finite, [alpha, 1 - alpha]) if finite.size else (np.nan, np.nan))
+    return {"delta_m": point, "low": float(low), "high": float(high), "method": method, "n_keys": len(keys)}
 
 
 # --------------------------------------------------------------------------- item level

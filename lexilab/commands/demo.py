@@ -22,7 +22,8 @@ TINY_T5 = {"vocab_size": 32128, "d_model": 64, "d_ff": 128, "d_kv": 16, "num_hea
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("demo", help="run a tiny random T5: forward, greedy and beam search",
-                                   description=__doc__.splitlines()[0])
+                                   description="Run a tiny random T5 end to end (tokenize, forward, greedy and "
+                                               "beam search); needs no download.")
     parser.add_argument("--tokenizer", default=None,
                         help=f"tokenizer folder or hub id (default: {DEFAULT_TOKENIZER} if present)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random initialisation")

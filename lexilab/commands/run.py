@@ -68,6 +68,8 @@ def _cli_resources(args) -> dict:
     out = {}
     for flag, key in RESOURCE_FLAGS.items():
         value = getattr(args, flag, None)
+        if flag == "sbatch" and value:  # given without dashes so argparse does not take them as flags
+            value = [v if v.startswith("-") else f"--{v}" for v in value]
         if value not in (None, []):
             out[key] = value
     return out
@@ -101,13 +103,15 @@ def _run(args) -> int:
     spec = load_spec(args.spec)
     if args.seeds is not None and args.seeds < 1:
         raise LexilabError(f"--seeds: {args.seeds}: expected a count ≥ 1")
+    if args.max_parallel is not None and args.max_parallel < 1:
+        raise LexilabError(f"--max-parallel: {args.max_parallel}: expected an integer ≥ 1")
     runs = spec.runs(seeds=args.seeds, only=args.only)
     root = results_root(args.results)
     resources = check_resources(spec, args)
-    from lexilab.dispatch import refresh_status
+    if not args.dry_run:  # a dry run reads only; otherwise jobs that died silently are marked first
+        from lexilab.dispatch import refresh_status
 
-    # jobs that died without recording it (killed, cancelled, timed out) are marked first
-    refresh_status([r.run_dir(root) for r in runs if (r.run_dir(root) / STATUS_FILE).is_file()])
+        refresh_status([r.run_dir(root) for r in runs if (r.run_dir(root) / STATUS_FILE).is_file()])
     actions = plan_runs(runs, root, retry_running=args.retry_running)
     print(plan_report(spec, actions, root, args.dry_run))
     blocked = [a for a in actions if a.kind == "blocked"]
@@ -169,7 +173,8 @@ def register(subparsers) -> None:
     parser.add_argument("--wait", action="store_true", help="block until every run has finished (local/slurm)")
     parser.add_argument("--dry-run", action="store_true",
                         help="print the arm × seed plan and the differences between arms; write nothing")
-    parser.add_argument("--max-parallel", type=int, metavar="N", help="at most N runs at once (local executor)")
+    parser.add_argument("--max-parallel", type=int, metavar="N",
+                        help="at most N runs at once (local: CPU slots or GPUs; slurm: array parallelism)")
     parser.add_argument("--retry-running", action="store_true",
                         help="resubmit runs marked running/queued whose job cannot be checked from here")
     parser.add_argument("--profile", metavar="NAME", help="cluster profile: slurm/profiles/NAME.yaml or a path")
@@ -182,5 +187,6 @@ def register(subparsers) -> None:
     group.add_argument("--cpus", type=int, help="CPUs per run")
     group.add_argument("--mem", help="memory per run, e.g. 32G")
     group.add_argument("--constraint", help="node features, e.g. a100|h100")
-    group.add_argument("--sbatch", action="append", metavar="'--opt=value'", help="extra sbatch option (repeatable)")
+    group.add_argument("--sbatch", action="append", metavar="OPT=VALUE",
+                       help="extra sbatch option, e.g. mail-type=FAIL (repeatable)")
     parser.set_defaults(func=handle)

@@ -10,11 +10,11 @@ from typing import Any, Iterator, Sequence
 from lexilab.errors import LexilabError
 
 DEFAULT_MAX_ARRAY_SIZE = 1001  # SLURM's own default
-# sacct states after which the job will not run again
+# sacct states after which the job will not run again. PREEMPTED is left out on purpose: with
+# PreemptMode=REQUEUE the job comes back, and calling it failed would let `run` resubmit a
+# second job for the same run directory.
 TERMINAL_STATES = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL",
-                   "BOOT_FAIL", "DEADLINE", "PREEMPTED", "REVOKED"}
-ACTIVE_STATES = {"PENDING", "RUNNING", "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD", "RESIZING",
-                 "SUSPENDED", "COMPLETING", "CONFIGURING", "STAGE_OUT", "SIGNALING", "RESV_DEL_HOLD"}
+                   "BOOT_FAIL", "DEADLINE", "REVOKED"}
 
 
 def max_array_size(config_text: str | None = None) -> int:

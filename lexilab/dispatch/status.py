@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Iterable
 
 from lexilab.dispatch.procs import pid_alive
-from lexilab.dispatch.slurm import ACTIVE_STATES, job_states
+from lexilab.dispatch.slurm import TERMINAL_STATES, job_states
 from lexilab.runs import read_status, update_status
 
 OPEN_STATES = ("pending", "running")
@@ -43,7 +43,7 @@ def _refresh_slurm(runs: dict[Path, dict], statuses: dict[Path, dict]) -> None:
     for run_dir, status in runs.items():
         job_id = str(status["job_id"])
         scheduler = states.get(job_id)
-        if scheduler is None or scheduler in ACTIVE_STATES:
+        if scheduler not in TERMINAL_STATES:  # queued, running, requeued, preempted, unknown
             continue
         # read again after asking sacct: the job writes its outcome before it ends
         current = read_status(run_dir)

@@ -57,28 +57,32 @@ def _hub_files(repo_id: str, want_weights: bool) -> Path:
     from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError
 
     offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on")
-    why = "HF_HUB_OFFLINE is set and it is not in the local cache" if offline else \
-        "the Hugging Face hub is unreachable and it is not in the local cache"
+    why = "HF_HUB_OFFLINE is set and the files are not in the local cache" if offline else \
+        "the Hugging Face hub is unreachable and the files are not in the local cache"
     try:
         folder = Path(hf_hub_download(repo_id, "config.json")).parent
         if not want_weights:
             return folder
-        for filename in WEIGHT_FILES:
+        not_cached = False
+        for filename in WEIGHT_FILES:  # the first format the repository has
             try:
                 path = hf_hub_download(repo_id, filename)
             except LocalEntryNotFoundError:
-                raise
+                not_cached = True
+                continue
             except EntryNotFoundError:
                 continue
             if filename.endswith(".index.json"):
                 for shard in sorted(set(json.loads(Path(path).read_text())["weight_map"].values())):
                     hf_hub_download(repo_id, shard)
             return folder
+        if not_cached:
+            raise LexilabError(f"{repo_id}: the config is cached but not the weights: {why}")
         raise LexilabError(f"{repo_id}: the hub repository has none of {', '.join(WEIGHT_FILES)}")
     except LocalEntryNotFoundError:
         raise LexilabError(f"{repo_id}: not a local directory, and cannot download it: {why}") from None
     except (HfHubHTTPError, ValueError, OSError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        first = " ".join(str(err).split()) or type(err).__name__
         raise LexilabError(f"{repo_id}: not a local directory, and the hub refused it: {first}") from None
 
 

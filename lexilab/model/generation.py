@@ -128,7 +128,7 @@ def beam_search(model, states: torch.Tensor, mask: torch.Tensor, num_beams: int,
         open_scores = cand_scores + ended.float() * NEG
         keep = open_scores.topk(k, dim=1).indices
         running, running_scores = _take(cand_seqs, keep), _take(open_scores, keep)
-        cache.reorder((_take(cand_beam, keep) + row_offset).view(-1))
+        cache.reorder((_take(cand_beam, keep) + row_offset).view(-1), same_encoder_rows=True)
 
         # finished hypotheses: merge the newly ended top-k candidates into the row's k best
         row_full = is_finished.all(dim=1) & (early_stopping is True)

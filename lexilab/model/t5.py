@@ -302,12 +302,15 @@ class DecoderCache:
         self.self_kv: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * len(cross_kv)
         self.length = 0
 
-    def reorder(self, index: torch.Tensor) -> None:
-        """Keep batch rows ``index`` (beam search moves hypotheses between beams)."""
+    def reorder(self, index: torch.Tensor, same_encoder_rows: bool = False) -> None:
+        """Keep batch rows ``index`` (beam search moves hypotheses between beams).
+        ``same_encoder_rows``: every row moves to a row with the same encoder states (beams of one
+        input), so the cross-attention entries stay as they are."""
         pick = lambda kv: (kv[0].index_select(0, index), kv[1].index_select(0, index))  # noqa: E731
         self.self_kv = [None if kv is None else pick(kv) for kv in self.self_kv]
-        self.cross_kv = [pick(kv) for kv in self.cross_kv]
-        self.encoder_mask = self.encoder_mask.index_select(0, index)
+        if not same_encoder_rows:
+            self.cross_kv = [pick(kv) for kv in self.cross_kv]
+            self.encoder_mask = self.encoder_mask.index_select(0, index)
 
 
 class T5Model(nn.Module):

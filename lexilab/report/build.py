@@ -29,7 +29,7 @@ def generate(experiment_or_spec, *, results: str | os.PathLike | None = None, ou
                           split=split, n_resamples=n_resamples, seed=seed, records_loader=loader)
     written: dict = {"table": [write_results_table(report, out_dir, command)]}
     if exp.spec is not None:
-        written["setup"] = [write_setup_table(exp.spec, out_dir, command)]
+        written["setup"] = [write_setup_table(exp.spec, out_dir)]
     if figures:
         written.update(write_figures(report, frame, out_dir, history=results_api.load_history(exp),
                                      gradcos=results_api.load_gradcos(exp),

@@ -48,6 +48,14 @@ def value_label(metric: str) -> str:
     return metric_label(metric) + (" (0–1)" if name.startswith(BOUNDED) else "")
 
 
+def png_bytes(fig: Figure, dpi: int = 110) -> bytes:
+    """The figure as PNG bytes (notebooks display them with IPython.display.Image)."""
+    buffer = io.BytesIO()
+    with rc_context(STYLE):
+        fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    return buffer.getvalue()
+
+
 def save(fig: Figure, out_dir: str | Path, name: str) -> list[Path]:
     """Write ``figures/<name>.pdf`` and ``.png`` atomically; the PDF carries no creation date."""
     paths = []
@@ -141,6 +149,7 @@ def gradcos_figure(gradcos: pd.DataFrame, colors: dict[str, str], group: str = "
         ax.axhline(0, color="0.4", linewidth=0.8, linestyle="--")
         ax.set_ylim(-1.05, 1.05)
         ax.set_xlabel("training step")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel("gradient cosine (shared encoder)")
         ax.set_title(f"{a} vs {b}")
         ax.legend(frameon=False, title="line: mean over seeds; band: min–max", title_fontsize=7)
@@ -169,9 +178,11 @@ def curves_figure(history: pd.DataFrame, colors: dict[str, str], smooth: int = 5
                     ax.plot(v.index, v.to_numpy(), color=colors[arm], linestyle="--", marker="o", markersize=3,
                             linewidth=1.0, label=f"{arm} (val)")
         ax.set_xlabel("training step")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel("loss (cross-entropy, nats)")
-        ax.set_title(f"{task}: train (moving mean of {smooth} logged steps) and val")
-        ax.legend(frameon=False, fontsize=7)
+        ax.set_title(f"{task}")
+        ax.legend(frameon=False, fontsize=7, title=f"solid: train, moving mean of {smooth} logged steps;\n"
+                  "dashed: validation; both mean over seeds", title_fontsize=6)
     return fig
 
 
@@ -229,7 +240,7 @@ def domain_rouge_figure(report: Report, frame: pd.DataFrame, colors: dict[str, s
     ax.set_xticks(range(len(domains)), domains)
     ax.set_xlabel("domain")
     ax.set_ylabel(f"{metric_label(task + '/' + base).split(' ', 1)[1]} F-measure (0–1)")
-    ax.set_title(f"{task}: {base} per domain (mean, 95% t-interval, seeds)")
+    ax.set_title(f"{metric_label(task + '/' + base)} per domain (mean, 95% t-interval, one dot per seed)")
     ax.legend(frameon=False)
     return fig
 

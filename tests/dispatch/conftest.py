@@ -86,9 +86,12 @@ class RunFactory:
 
 
 @pytest.fixture
-def runs(tmp_path: Path, shared_data: Path) -> RunFactory:
+def runs(tmp_path: Path, shared_data: Path, monkeypatch) -> RunFactory:
     if not (shared_data / "flan_t5_tokenizer").is_dir():
         pytest.skip("the FLAN-T5 tokenizer is not in the shared data folder")
+    # jobs started by the test (they inherit the environment) share 2 cores: one thread each
+    # avoids OpenMP oversubscription, which slows tiny runs several-fold
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
     return RunFactory(tmp_path, shared_data)
 
 

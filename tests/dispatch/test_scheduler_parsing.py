@@ -85,17 +85,20 @@ def test_refresh_records_jobs_that_ended_without_a_result(tmp_path, fake_sacct):
     done = _run(tmp_path, "done", state="done", executor="slurm", job_id="15")
     vanished = _run(tmp_path, "vanished", state="running", executor="slurm", job_id="16")
     inline = _run(tmp_path, "inline", state="running", executor="inline", job_id=None)
-    calls = fake_sacct("12|CANCELLED by 0\n13_1|OUT_OF_MEMORY\n13_[2-4]|PENDING\n14|RUNNING\n15|COMPLETED\n16|COMPLETED\n")
-    statuses = refresh_status([cancelled, oom, queued, running, done, vanished, inline])
+    preempted = _run(tmp_path, "preempted", state="running", executor="slurm", job_id="17")
+    calls = fake_sacct("12|CANCELLED by 0\n13_1|OUT_OF_MEMORY\n13_[2-4]|PENDING\n14|RUNNING\n15|COMPLETED\n16|COMPLETED\n"
+                       "17|PREEMPTED\n")
+    statuses = refresh_status([cancelled, oom, queued, running, done, vanished, inline, preempted])
     assert statuses[cancelled]["state"] == "cancelled" and "12" in statuses[cancelled]["error"]
     assert statuses[oom]["state"] == "failed" and "OUT_OF_MEMORY" in statuses[oom]["error"]
     assert statuses[vanished]["state"] == "failed" and "COMPLETED" in statuses[vanished]["error"]
     assert statuses[queued]["state"] == "pending" and statuses[running]["state"] == "running"
     assert statuses[done]["state"] == "done" and statuses[inline]["state"] == "running"
+    assert statuses[preempted]["state"] == "running"  # it may be requeued: not an ending
     # written to the run directories, and sacct asked once, only about unfinished slurm jobs
     assert read_status(cancelled)["state"] == "cancelled" and read_status(oom)["state"] == "failed"
     asked = calls.read_text().splitlines()
-    assert len(asked) == 1 and set(asked[0].split()[-1].split(",")) == {"12", "13_1", "13_2", "14", "16"}
+    assert len(asked) == 1 and set(asked[0].split()[-1].split(",")) == {"12", "13_1", "13_2", "14", "16", "17"}
 
 
 def test_refresh_leaves_runs_alone_when_sacct_cannot_answer(tmp_path, monkeypatch):

@@ -91,8 +91,8 @@ def test_a_cancelled_run_is_shown_as_cancelled(slurm, runs, wait_for):
 
 
 def test_a_preempted_run_is_requeued_and_resumes_to_the_same_metrics(slurm, runs, wait_for):
-    # the first checkpoint comes at step 5; 115 steps after it leave time to interrupt
-    base = runs.base(max_steps=120, checkpoint_every=5)
+    # the first checkpoint comes at step 5; 75 steps after it leave time to interrupt
+    base = runs.base(max_steps=80, checkpoint_every=5)
     interrupted, reference = runs.write("interrupted", config=base), runs.write("reference", config=base)
     result = dispatch([interrupted, reference], "slurm", profile="local", log_dir=runs.root / "logs")
     job = result.handles[0].job

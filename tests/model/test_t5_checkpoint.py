@@ -199,7 +199,7 @@ def test_offline_hub_id_fails_fast_with_one_line(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 3, done.stderr
     elapsed, *lines = done.stdout.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("google/flan-t5-small: ") and "HF_HUB_OFFLINE" in lines[0]
+    assert len(lines) == 1 and lines[0].startswith("google/flan-t5-small: ") and "HF_HUB_OFFLINE is set" in lines[0]
     assert float(elapsed) < 10
 
 
@@ -246,3 +246,34 @@ def test_parameter_groups_follow_the_encoder_bottom_to_top():
     assert grouped == encoder
     assert model.freezable_layers() == list(model.encoder.block)
     assert model.embedding_modules() == [model.shared]
+
+
+def test_hub_ids_resolve_through_the_hugging_face_cache(t5_reference, t5_padded_batch, tmp_path):
+    """A hub id goes through huggingface_hub: here an offline cache laid out like a real download."""
+    directory, reference = t5_reference("flan")
+    for repo, files in (("lexilab-test/tiny-flan", ["config.json", "model.safetensors"]),
+                        ("lexilab-test/config-only", ["config.json"])):
+        repo_dir = tmp_path / "hf-home" / "hub" / f"models--{repo.replace('/', '--')}"
+        snapshot = repo_dir / "snapshots" / ("0" * 40)
+        snapshot.mkdir(parents=True)
+        (repo_dir / "refs").mkdir()
+        (repo_dir / "refs" / "main").write_text("0" * 40)
+        for name in files:
+            shutil.copy(directory / name, snapshot / name)
+    code = (
+        "import torch\nfrom lexilab.errors import LexilabError\nfrom lexilab.model import load_backbone\n"
+        "ids = torch.tensor([[5, 6, 7, 1]]); dec = torch.tensor([[0, 9, 4]])\n"
+        "print(load_backbone('lexilab-test/tiny-flan')(ids, decoder_input_ids=dec).flatten().tolist())\n"
+        "print(load_backbone('lexilab-test/config-only', init='random', seed=0).config.d_ff)\n"
+        "try:\n    load_backbone('lexilab-test/config-only')\nexcept LexilabError as err:\n    print(err)\n"
+    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf-home")}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    logits, d_ff, error = done.stdout.strip().splitlines()
+    with torch.no_grad():
+        expected = reference(input_ids=torch.tensor([[5, 6, 7, 1]]), decoder_input_ids=torch.tensor([[0, 9, 4]]))
+    torch.testing.assert_close(torch.tensor(json.loads(logits)), expected.logits.flatten(), atol=1e-4, rtol=0)
+    assert d_ff == "48"
+    assert error == ("lexilab-test/config-only: the config is cached but not the weights: "
+                     "HF_HUB_OFFLINE is set and the files are not in the local cache")

@@ -119,7 +119,7 @@ class _NoCache:
             def __init__(self):
                 self.states, self.mask, self.tokens = states, mask, None
 
-            def reorder(self, index):
+            def reorder(self, index, same_encoder_rows=False):
                 self.states, self.mask = self.states[index], self.mask[index]
                 self.tokens = self.tokens[index]
 

@@ -212,6 +212,11 @@ def test_metric_names(base_config):
         assert problems_of(deep_merge(base_config, {"train": {"early_stopping": {"metric": ok}}})) == [], ok
 
 
+def test_config_mapping_backbone_needs_random_init(base_config):
+    assert only_problem(deep_merge(base_config, {"backbone": {"init": "pretrained"}})).startswith(
+        "backbone.init: a backbone given as a mapping of T5 config fields has no weights to load")
+
+
 def test_fp16_on_cpu(base_config):
     assert only_problem(deep_merge(base_config, {"train": {"precision": "fp16"}})).startswith(
         "train.precision: fp16 needs a CUDA device")
