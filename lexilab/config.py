@@ -515,5 +515,8 @@ HASH_EXCLUDED = ("data_root", "tracking")  # where data / the MLflow mirror live
 
 def identity_hash(config: dict) -> str:
     """The run's identity: the config hash of the resolved config without machine-local keys
-    (``data_root``, ``tracking``). Stable across key order and processes."""
-    return _sha({k: v for k, v in config.items() if k not in HASH_EXCLUDED})
+    (``data_root``, ``tracking``). Stable across key order and processes — except the order of
+    ``tasks``, which is part of what a run does (round-robin order, head initialisation order)."""
+    identity = {k: v for k, v in config.items() if k not in HASH_EXCLUDED}
+    identity["task_order"] = list(config.get("tasks") or {})
+    return _sha(identity)

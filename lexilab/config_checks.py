@@ -198,9 +198,10 @@ def _check_weighting(config: dict) -> list[Problem]:
     weighted = {t: b["weight"] for t, b in config["tasks"].items() if b["weight"] != 1.0}
     if weighting["kind"] == "fixed":
         given = weighting.get("weights")
+        from_tasks = {t: b["weight"] for t, b in config["tasks"].items()}
         if given is None:
-            weighting["weights"] = {t: b["weight"] for t, b in config["tasks"].items()}
-        elif weighted:
+            weighting["weights"] = from_tasks
+        elif weighted and given != from_tasks:  # equal: a resolved config checked again
             problems.append(Problem("weighting.weights", "set either weighting.weights or the tasks' weight keys, "
                                     f"not both (tasks with a weight: {', '.join(weighted)})"))
         elif not isinstance(given, dict) or set(given) != set(config["tasks"]):

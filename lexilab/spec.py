@@ -151,7 +151,7 @@ class _Report:
 
     def __init__(self, path: Path, lines: dict[str, int]):
         self.path, self.lines, self.out, self.keys = path, lines, [], set()
-        self.ambiguous = False  # two factors set the same key: arm configs are undefined
+        self.ambiguous = False  # no base, or two factors set the same key: arm configs are undefined
 
     def reported(self, key: str) -> bool:
         """Whether a problem was already reported at ``key`` or one of its ancestors."""
@@ -196,8 +196,9 @@ def load_spec(path: str | os.PathLike) -> Spec:
     base = data.get("base")
     if not isinstance(base, dict):
         report.add("base", f"expected a mapping (the run config every arm starts from), found {base!r}")
-        base = {}
-    if "seed" in base:
+        report.ambiguous = True  # no config to build arms from: say only this
+        base = None
+    if "seed" in (base or {}):
         report.add("base.seed", "set seeds at the top level (seeds: 3 or seeds: [0, 1, 2]), not in base")
     factors = _read_factors(data.get("factors"), base, report)
     seeds = _read_seeds(data.get("seeds", 1), report)
@@ -226,7 +227,7 @@ def _read_seeds(value: Any, report: _Report) -> list[int]:
     return []
 
 
-def _read_factors(value: Any, base: dict, report: _Report) -> dict[str, dict[str, dict]]:
+def _read_factors(value: Any, base: dict | None, report: _Report) -> dict[str, dict[str, dict]]:
     if value is None:
         return {}
     if not isinstance(value, dict):
@@ -263,8 +264,10 @@ def _read_factors(value: Any, base: dict, report: _Report) -> dict[str, dict[str
     return factors
 
 
-def _check_override_path(key: str, value: Any, base: dict, where: str, report: _Report) -> None:
+def _check_override_path(key: str, value: Any, base: dict | None, where: str, report: _Report) -> None:
     parts = key.split(".")
+    if base is None:  # already reported: no base to check against
+        return
     if parts[0] == "tasks" and (len(parts) > 2 or (len(parts) == 2 and value is None)):
         tasks = base.get("tasks") if isinstance(base.get("tasks"), dict) else {}
         if parts[1] not in tasks:

@@ -388,12 +388,14 @@ def delta_m_ci(mtl: Mapping, single: Mapping, lower_is_better: Mapping, *, paire
     bb = b[:, idx_b].mean(axis=-1)
     with np.errstate(divide="ignore", invalid="ignore"):
         draws = 100 * np.mean(sign * (mm - bb) / bb, axis=0)
-    finite = draws[np.isfinite(draws)]
     alpha = (1 - confidence) / 2
     method = f"percentile bootstrap over seeds ({'paired' if paired else 'unpaired'})"
-    if finite.size < draws.size:  # a resample whose single-task mean is 0 has no relative change
-        method += f"; {draws.size - finite.size} of {draws.size} resamples undefined (single-task mean 0)"
-    low, high = (np.quantile(finite, [alpha, 1 - alpha]) if finite.size else (np.nan, np.nan))
+    undefined = int(np.sum(~np.isfinite(draws)))
+    if undefined:  # a resample whose single-task mean is 0 has no relative change: no interval
+        method += f"; no interval: {undefined} of {draws.size} resamples have a single-task mean of 0"
+        low = high = np.nan
+    else:
+        low, high = np.quantile(draws, [alpha, 1 - alpha])
     return {"delta_m": point, "low": float(low), "high": float(high), "method": method, "n_keys": len(keys)}
 
 

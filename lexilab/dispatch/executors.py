@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from lexilab.dispatch import pool, slurm
+from lexilab.dispatch import slurm
 from lexilab.dispatch.job import RunJob
 from lexilab.dispatch.resources import merge_resources, slurm_parameters
 from lexilab.dispatch.status import FINISHED_STATES, refresh_status
@@ -135,6 +135,9 @@ def run_debug(run_dirs: Sequence[Path], *, resources: dict, max_parallel: int | 
 def run_local(run_dirs: Sequence[Path], *, resources: dict, max_parallel: int | None, wait: bool,
               folder: Path) -> DispatchResult:
     """Slot pool: one run per visible GPU (or max_parallel on CPU); the rest queue for a free slot."""
+    # imported here: `python -m lexilab.dispatch.pool` (the launcher) must not find it loaded
+    from lexilab.dispatch import pool
+
     slots = pool.make_slots(pool.visible_gpus(resources.get("visible_gpus")), max_parallel)
     pool.write_plan(folder, run_dirs, slots, resources.get("time", pool.DEFAULT_TIMEOUT_MIN),
                     resources.get("setup", ()))

@@ -7,7 +7,8 @@ last periodic checkpoint and replays the steps since then (exact, but repeated w
 A trainer that calls `cooperate()` when training starts gets the signal deferred instead:
 `stop_requested()` turns True, and at its next step boundary the trainer saves its full state
 and calls `requeue_now()`, which hands over to submitit (checkpoint, requeue, exit). If no step
-boundary comes within `grace_s` (a long evaluation, say), submitit's handler runs anyway.
+boundary comes within the grace period (half the job's signal delay; $LEXILAB_PREEMPT_GRACE_S),
+submitit's handler runs anyway, so the requeue always happens before the kill.
 
     preemption.cooperate()
     for step in ...:
@@ -65,4 +66,12 @@ def _on_signal(signum: int, frame: Any) -> None:
     _state["requested"] = True
     # a safety net: if no step boundary comes in time, let submitit act now
     signal.signal(signal.SIGALRM, lambda *_: requeue_now())
-    signal.setitimer(signal.ITIMER_REAL, float(os.environ.get(GRACE_ENV, "60")))
+    signal.setitimer(signal.ITIMER_REAL, grace_s())
+
+
+def grace_s() -> float:
+    """How long a deferred signal waits for a step boundary: set per job (half the signal delay)."""
+    if GRACE_ENV in os.environ:
+        return float(os.environ[GRACE_ENV])
+    local_delay = os.environ.get("SUBMITIT_LOCAL_SIGNAL_DELAY_S")  # submitit's local executor
+    return max(1.0, float(local_delay) / 2) if local_delay else 30.0

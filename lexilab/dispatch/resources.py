@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from lexilab.dispatch.preemption import GRACE_ENV
 from lexilab.errors import LexilabError
 
 # key -> (type check, what is allowed); None values mean "unset".
@@ -206,17 +207,20 @@ def slurm_parameters(resources: dict[str, Any]) -> tuple[dict[str, Any], dict[st
     if "python" in resources:
         ctor["slurm_python"] = resources["python"]
     time_min = resources.get("time", 60)
+    # the requeue signal must come before the limit; submitit's 90 s exceeds short limits
+    delay = resources.get("signal_delay_s", min(90, max(10, time_min * 60 // 4)))
     params: dict[str, Any] = {
         "timeout_min": time_min,
         "name": resources.get("job_name", "lexilab"),
-        # the requeue signal must come before the limit; submitit's 90 s exceeds short limits
-        "slurm_signal_delay_s": resources.get("signal_delay_s", min(90, max(10, time_min * 60 // 4))),
+        "slurm_signal_delay_s": delay,
+        # a trainer deferring the signal to its next step (dispatch/preemption.py) waits at most this
+        "slurm_setup": [f"export {GRACE_ENV}={max(1, delay // 2)}", *resources.get("setup", [])],
     }
     for key in ("cpus_per_task", "gpus_per_node"):
         if key in resources:
             params[key] = resources[key]
     for key in ("partition", "account", "qos", "constraint", "exclude", "nodelist", "gres",
-                "mem", "mem_per_cpu", "mem_per_gpu", "array_parallelism", "setup"):
+                "mem", "mem_per_cpu", "mem_per_gpu", "array_parallelism"):
         if key in resources:
             params[f"slurm_{key}"] = resources[key]
     if resources.get("sbatch"):

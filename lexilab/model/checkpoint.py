@@ -125,7 +125,7 @@ def _weight_files(directory: Path) -> list[Path]:
 
 
 def read_state_dict(directory: Path) -> dict[str, torch.Tensor]:
-    """All tensors of a checkpoint folder (safetensors memory-mapped; .bin with weights_only)."""
+    """All tensors of a checkpoint folder (.safetensors, or .bin read with weights_only=True)."""
     from safetensors.torch import load_file
 
     tensors: dict[str, torch.Tensor] = {}

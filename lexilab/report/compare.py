@@ -73,8 +73,12 @@ def choose_metrics(exp: Experiment, frame: pd.DataFrame, split: str, metrics: li
     available = available_metrics(frame, split)
     if not metrics:
         metrics = list(exp.report_defaults.get("metrics") or [])
-    if not metrics:  # one headline metric per task
-        metrics = [f"{t}/{DEFAULT_METRIC[k]}" for t, k in exp.task_kinds.items() if k in DEFAULT_METRIC]
+    if not metrics:  # one headline metric per task: the kind's default when present, else its first
+        metrics = []
+        for task, kind in exp.task_kinds.items():
+            mine = [m for m in available if m.split("/", 1)[0] == task]
+            preferred = f"{task}/{DEFAULT_METRIC.get(kind)}"
+            metrics += [preferred] if preferred in mine else mine[:1]
     missing = [m for m in metrics if m not in available]
     if missing:
         raise LexilabError(f"{exp.root}: metric {', '.join(missing)} not in the {split} results; "
@@ -127,8 +131,13 @@ def build_report(exp: Experiment, frame: pd.DataFrame, *, metrics: list[str] | N
     report.not_done = not_done[not_done["state"] != "done"][["arm", "seed", "state"]]
     if len(report.not_done):
         counts = report.not_done["state"].value_counts()
+        named = [f"{r.arm}/seed-{r.seed}" for r in report.not_done.itertuples()]
         notes.append("not finished and left out: " + ", ".join(f"{n} {s}" for s, n in counts.items())
-                     + f" ({', '.join(f'{r.arm}/seed-{r.seed}' for r in report.not_done.itertuples())})")
+                     + f" ({', '.join(named[:10])}{', ...' if len(named) > 10 else ''})")
+    dropped = rows[rows["value"].isna() & (rows["task"] + "/" + rows["metric"]).isin(metrics)]
+    if len(dropped):
+        notes.append("undefined (NaN) values left out: "
+                     + ", ".join(f"{r.arm}/seed-{r.seed} {r.task}/{r.metric}" for r in dropped.itertuples()))
     return report
 
 

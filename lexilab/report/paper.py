@@ -73,10 +73,11 @@ def regenerate(paper_dir: Path, results, experiments_dir: Path, n_resamples: int
     """Write what the paper needs; returns one line per experiment and referenced file."""
     from lexilab.report.build import generate
     from lexilab.report.tables import write_setup_table
+    from lexilab.results import results_root
     from lexilab.spec import load_spec
 
     needs = scan(paper_dir / "main.tex")
-    lines = []
+    lines, not_run = [], []
     for name in needs.experiments():
         spec_path = experiments_dir / f"{name}.yaml"
         spec = None
@@ -87,6 +88,10 @@ def regenerate(paper_dir: Path, results, experiments_dir: Path, n_resamples: int
                 lines.append(f"{name}: spec does not load here: {str(err).splitlines()[0]}")
         if spec is not None and f"{name}-setup" in needs.tables:
             write_setup_table(spec, paper_dir)
+        root = results_root(results)
+        if not (root / name).is_dir():
+            not_run.append(name)
+            continue
         try:
             _, _, written = generate(spec if spec is not None else name, results=results, out_dir=paper_dir,
                                      n_resamples=n_resamples, command=f"python -m lexilab report {name}")
@@ -95,10 +100,13 @@ def regenerate(paper_dir: Path, results, experiments_dir: Path, n_resamples: int
             continue
         skipped = [f"{k} ({v})" for k, v in written.items() if isinstance(v, str) and k in needs.figures]
         lines.append(f"{name}: regenerated" + (f"; not drawn: {', '.join(skipped)}" if skipped else ""))
+    if not_run:
+        lines.append(f"not run yet under {results_root(results)}: {', '.join(not_run)}")
     missing = [f"tables/{t}.tex" for t in needs.tables if not (paper_dir / "tables" / f"{t}.tex").exists()]
     missing += [f"figures/{f}.pdf" for f in needs.figures if not (paper_dir / "figures" / f"{f}.pdf").exists()]
     if missing:
-        lines.append(f"placeholders in the PDF for {len(missing)} file(s) not generated: {', '.join(missing)}")
+        lines.append(f"{len(missing)} of {len(needs.tables) + len(needs.figures)} inputs not generated "
+                     "(placeholder boxes in the PDF)")
     return lines, needs
 
 

@@ -83,7 +83,7 @@ def _cell(report: Report, s, marker: str, bold: bool) -> str:
         return f"${mean}{sup}$"
     if report.ci == "t" or s.ci_method.startswith("degenerate"):
         return rf"${mean}{sup} \pm {fmt((s.high - s.low) / 2)}$"
-    return rf"${mean}{sup}$ {{\scriptsize [{fmt(s.low)}, {fmt(s.high)}]}}"
+    return rf"${mean}{sup}$ {{\scriptsize $[{fmt(s.low)}, {fmt(s.high)}]$}}"
 
 
 def results_table(report: Report, command: str) -> str:
@@ -117,8 +117,10 @@ def results_table(report: Report, command: str) -> str:
             cells.append(_cell(report, summary.get((arm, metric)), mark, arm in best.get(metric, ())))
         if delta_m:
             r = delta_m.get(arm)
-            cells.append(rf"${fmt(r.delta_m, 2, sign=True)}$ {{\scriptsize [{fmt(r.low, 2, sign=True)}, "
-                         rf"{fmt(r.high, 2, sign=True)}]}}" if r is not None and math.isfinite(r.delta_m) else "--")
+            interval = (rf" {{\scriptsize $[{fmt(r.low, 2, sign=True)}, {fmt(r.high, 2, sign=True)}]$}}"
+                        if r is not None and math.isfinite(r.low) else "")
+            cells.append(rf"${fmt(r.delta_m, 2, sign=True)}${interval}" if r is not None and math.isfinite(r.delta_m)
+                         else "--")
         lines.append(" & ".join(keys + cells) + r" \\")
     spec = "l" * len(key_headers) + "c" * (len(headers) - len(key_headers))
     body = "\n".join([

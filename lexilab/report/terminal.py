@@ -5,6 +5,7 @@ import math
 
 from lexilab.report.compare import TESTS, UNPAIRED_MARK, Report
 
+WIDTH = 150  # wider tables are printed one metric at a time
 CORRECTION_NAMES = {"holm": "Holm", "bh": "Benjamini-Hochberg", "bonferroni": "Bonferroni", "none": "no"}
 
 
@@ -58,7 +59,13 @@ def render(report: Report) -> str:
             else:
                 row += ["", ""]
         rows.append(row)
-    lines += ["", table(headers, rows)]
+    wide = table(headers, rows)
+    if max(len(line) for line in wide.splitlines()) <= WIDTH:
+        lines += ["", wide]
+    else:  # too wide for a terminal: one block per metric
+        for k, metric in enumerate(report.metrics):
+            block = [[row[0], *row[1 + 3 * k:4 + 3 * k]] for row in rows]
+            lines += ["", table(["arm", *headers[1 + 3 * k:4 + 3 * k]], block)]
     if not report.delta_m.empty:
         lines += ["", "Δm (mean relative change vs single-task arms, %, sign by metric direction; Maninis et al. 2019):"]
         for r in report.delta_m.itertuples():

@@ -51,3 +51,14 @@ def test_concurrent_status_updates_are_not_lost(tmp_path):
     status = read_status(tmp_path)
     assert all(status.get(k) for k in keys)
     assert status["state"] == "pending"
+
+
+def test_atomic_files_get_the_umask_mode_not_private(tmp_path):
+    import os
+
+    old = os.umask(0o022)
+    try:
+        atomic_write_json(tmp_path / "s.json", {"a": 1})
+    finally:
+        os.umask(old)
+    assert (tmp_path / "s.json").stat().st_mode & 0o777 == 0o644

@@ -128,6 +128,7 @@ def slurm_cluster():
         cluster.start()
     except RuntimeError as error:
         cluster.stop()
+        shutil.rmtree(root, ignore_errors=True)
         pytest.fail(f"local SLURM did not start: {error}")
     yield cluster
     cluster.stop()

@@ -115,7 +115,7 @@ def test_sbatch_script_carries_every_profile_setting(tmp_path, monkeypatch):
     for line in ("#SBATCH --partition=gpu", "#SBATCH --account=lab", "#SBATCH --qos=high", "#SBATCH --time=120",
                  "#SBATCH --gpus-per-node=1", "#SBATCH --cpus-per-task=8", "#SBATCH --mem=64G",
                  "#SBATCH --constraint=a100", "#SBATCH --mail-type=FAIL", "#SBATCH --signal=USR2@120",
-                 "module load cuda"):
+                 "module load cuda", "export LEXILAB_PREEMPT_GRACE_S=60"):
         assert line in script, line
 
 

@@ -65,3 +65,22 @@ def known_results(tmp_path) -> Path:
 @pytest.fixture
 def make():
     return make_run
+
+
+TINY_SPEC = Path(__file__).with_name("tiny_experiment.yaml")
+
+
+@pytest.fixture(scope="session")
+def tiny_results(tmp_path_factory, shared_data, repo_root) -> Path:
+    """Results of a tiny REAL experiment (tests/report/tiny_experiment.yaml: 4 arms × 3 seeds of a
+    tiny random T5 on synthetic tasks), run once per session through `python -m lexilab run`."""
+    import os
+    import subprocess
+    import sys
+
+    root = tmp_path_factory.mktemp("tiny") / "results"
+    env = {**os.environ, "LEXILAB_DATA": str(shared_data), "LEXILAB_PROGRESS": "0", "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run([sys.executable, "-m", "lexilab", "run", str(TINY_SPEC), "--executor", "inline",
+                           "--results", str(root)], cwd=repo_root, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    return root

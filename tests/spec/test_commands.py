@@ -124,6 +124,8 @@ def test_spec_change_moves_old_runs_aside_with_a_warning(cli, make_spec, base_co
     update_status(results / "toy" / "base" / "seed-0", state="done")
     base_config["optim"]["lr"] = 1.0e-4
     spec = make_spec(seeds=1)
+    code, out, _ = cli("status", spec, "--results", results)
+    assert ["base", "done", "*"] in [line.split() for line in out.splitlines()] and "the spec has changed" in out
     code, out, err = cli("run", spec, "--dry-run", "--results", results)
     assert code == 0 and "changed" in out and f"moves to seed-0.{old}/" in out
     code, out, err = cli("run", spec, "--results", results)

@@ -228,11 +228,13 @@ def test_every_problem_is_reported_at_once(base_config):
     assert len(problems_of(raw)) == 5
 
 
-def _shuffled(value, rng):
+def _shuffled(value, rng, path=""):
+    """Every mapping's key order shuffled, except the task order (part of a run's identity)."""
     if isinstance(value, dict):
         items = list(value.items())
-        rng.shuffle(items)
-        return {k: _shuffled(v, rng) for k, v in items}
+        if path != "tasks":
+            rng.shuffle(items)
+        return {k: _shuffled(v, rng, k if not path else f"{path}.{k}") for k, v in items}
     return value
 
 
@@ -244,6 +246,9 @@ def test_identity_hash_ignores_key_order_and_machine_paths(base_config):
     assert identity_hash({**config, "data_root": "/elsewhere", "tracking": {"mlflow": True}}) == digest
     assert identity_hash({**config, "seed": 1}) != digest
     assert identity_hash(deep_merge(config, {"optim": {"lr": 1e-3}})) != digest
+    # task order decides round-robin order and head initialisation order: a different run
+    reordered = {**config, "tasks": dict(reversed(list(config["tasks"].items())))}
+    assert len(config["tasks"]) == 2 and identity_hash(reordered) != digest
 
 
 def test_identity_hash_is_the_same_in_another_process(base_config):

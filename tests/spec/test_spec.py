@@ -208,6 +208,7 @@ def test_empty_expansion(make_spec):
     ({"name": "my study"}, "name: expected a name of letters"),
     ({"factors": {"pooling": {"a+b": {}}}}, "factors.pooling.a+b: a level name is letters"),
     ({"factors": {"pooling": []}}, "factors.pooling: expected a mapping level name → overrides"),
+    ({"base": [1, 2]}, "base: expected a mapping (the run config every arm starts from), found [1, 2]"),
 ])
 def test_malformed_blocks(make_spec, top, fragment):
     top = {"factors": {"pooling": POOLING}, **top}
@@ -234,6 +235,17 @@ def test_every_shipped_spec_validates(path, shared_data, monkeypatch):
     spec = load_spec(path)
     assert spec.name == path.stem and spec.description.strip()
     assert spec.runs() and spec.report["metrics"] and spec.report["baseline"] in spec.arm_names
+
+
+def test_resolved_arm_configs_check_again_unchanged(shared_data, monkeypatch):
+    """The trainer checks config.yaml again: a resolved config must resolve to itself."""
+    from lexilab.config import check_config
+
+    monkeypatch.setenv("LEXILAB_DATA", str(shared_data))
+    for path in EXPERIMENTS:
+        for arm in load_spec(path).arms:
+            again, problems = check_config(arm.config)
+            assert problems == [] and again == arm.config, (path.name, arm.name, problems)
 
 
 def test_shipped_study_designs(shared_data, monkeypatch):

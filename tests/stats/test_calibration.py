@@ -13,7 +13,6 @@ import itertools
 
 import numpy as np
 import pytest
-from scipy import stats as st
 
 from lexilab import stats
 
