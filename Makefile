@@ -10,7 +10,7 @@ TORCH_VERSION ?= 2.13.0
 FIND_LINKS := $(if $(PIP_FIND_LINKS),--find-links $(PIP_FIND_LINKS),)
 STAMP := $(VENV)/.lexilab-installed
 
-.PHONY: venv demo test test-fast lock quickstart clean
+.PHONY: venv demo test test-fast lock clean
 
 venv: $(STAMP)
 
@@ -23,8 +23,11 @@ $(STAMP): requirements.lock pyproject.toml
 	$(VENV)/bin/uv pip install --python $(PY) --no-deps --compile-bytecode -e .
 	touch $(STAMP)
 
+# The quickstart study end to end: 3 arms x 3 seeds on CPU, then its report (table + figures).
 demo: venv
-	HF_HUB_OFFLINE=1 $(PY) -m lexilab demo
+	$(PY) -m lexilab run experiments/quickstart.yaml --seeds 3
+	$(PY) -m lexilab status quickstart
+	$(PY) -m lexilab report quickstart
 
 test: venv
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q

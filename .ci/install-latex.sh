@@ -15,7 +15,9 @@ if [ "$(id -u)" -ne 0 ]; then
     SUDO="sudo"
 fi
 export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
+if ! apt-cache show latexmk >/dev/null 2>&1; then  # package lists absent or stale
+    $SUDO apt-get update -qq
+fi
 $SUDO apt-get install -y -qq --no-install-recommends latexmk texlive-latex-base texlive-latex-recommended
 kpsewhich booktabs.sty natbib.sty hyperref.sty >/dev/null
 echo "install-latex: $(latexmk -v | head -n 2 | tail -n 1)"

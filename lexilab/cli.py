@@ -18,6 +18,7 @@ COMMAND_MODULES = [
     "lexilab.commands.status",
     "lexilab.commands.predict",
     "lexilab.commands.report",
+    "lexilab.commands.paper",
     "lexilab.commands.data",
     "lexilab.commands.demo",
 ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import time
 from pathlib import Path
 
@@ -59,7 +60,11 @@ class Trainer:
         self.progress = progress
         train = config["train"]
         self.train_cfg = train
-        if train.get("deterministic", True):
+        if train.get("deterministic", True) and str(train.get("device", "auto")) != "cpu" \
+                and torch.cuda.is_available():
+            # CUDA has nondeterministic kernels; the CPU kernels used here are deterministic
+            # already (tests/train/test_resume.py), and this call costs seconds of imports
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
             torch.use_deterministic_algorithms(True, warn_only=True)
             torch.backends.cudnn.benchmark = False
         seed_everything(int(config["seed"]))
@@ -81,15 +86,6 @@ class Trainer:
         cfg, train = self.config, self.train_cfg
         seed = int(cfg["seed"])
         sizes = {name: len(task.dataset.splits["train"]) for name, task in self.tasks.items()}
-        self.micro_per_epoch = steps_per_epoch(cfg["sampler"].get("steps_per_epoch", "largest"), sizes,
-                                               int(train["batch_size"]))
-        accum = int(train.get("grad_accum", 1))
-        self.windows_per_epoch = math.ceil(self.micro_per_epoch / accum)
-        self.total_steps = self.windows_per_epoch * int(train["epochs"])
-        if train.get("max_steps"):
-            self.total_steps = min(self.total_steps, int(train["max_steps"]))
-        self.sampler = build_sampler(cfg["sampler"], sizes, seed=seed, total_steps=self.micro_per_epoch
-                                     * int(train["epochs"]))
         # the encoder (with embeddings): what every task's gradient passes through
         self.shared_groups = self.backbone.shared_parameter_groups()
         weighting_cfg = dict(cfg.get("weighting") or {"kind": "equal"})
@@ -98,6 +94,18 @@ class Trainer:
         self.weighting = build_weighting(weighting_cfg, list(self.tasks), self.shared_groups, seed=seed)
         for param in self.weighting.parameters():
             param.data = param.data.to(self.device)
+        # a micro-batch holds every task's batch when the method aggregates per-task gradients;
+        # "largest" then still means one pass over the largest task
+        tasks_per_step = len(self.tasks) if self.weighting.needs_all_tasks else 1
+        self.micro_per_epoch = steps_per_epoch(cfg["sampler"].get("steps_per_epoch", "largest"), sizes,
+                                               int(train["batch_size"]), tasks_per_step=tasks_per_step)
+        accum = int(train.get("grad_accum", 1))
+        self.windows_per_epoch = math.ceil(self.micro_per_epoch / accum)
+        self.total_steps = self.windows_per_epoch * int(train["epochs"])
+        if train.get("max_steps"):
+            self.total_steps = min(self.total_steps, int(train["max_steps"]))
+        self.sampler = build_sampler(cfg["sampler"], sizes, seed=seed, total_steps=self.micro_per_epoch
+                                     * int(train["epochs"]))
         self.streams = {name: TaskStream(task, int(train["batch_size"]), seed * 1000 + index + 1)
                         for index, (name, task) in enumerate(self.tasks.items())}
         groups = param_groups(self.backbone, self.model.task_modules, self.weighting.parameters(), cfg["optim"])
@@ -252,6 +260,9 @@ class Trainer:
         bar = tqdm(total=self.total_steps, initial=self.step, desc=f"train {self.run_dir.name}",
                    disable=not self.progress, leave=False)
         started = time.perf_counter()
+        from lexilab.dispatch import preemption
+
+        preemption.cooperate()  # a preemption signal waits for the next step boundary
         while self.step < self.total_steps and not self.early.should_stop:
             frozen = apply_freezing(self.backbone, freeze_cfg, self.step)
             first = self.window_in_epoch * accum
@@ -276,6 +287,10 @@ class Trainer:
                 self._evaluate()
             if checkpoint_every and self.step % checkpoint_every == 0:
                 self.save_checkpoint()
+            if preemption.stop_requested():  # SLURM preemption / time limit: save, then requeue
+                self.save_checkpoint()
+                bar.close()
+                preemption.requeue_now()
             bar.update(1)
             if on_step is not None:
                 on_step(self)
