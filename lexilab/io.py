@@ -94,6 +94,15 @@ def read_jsonl(path: str | os.PathLike) -> Iterator[dict]:
             raise
 
 
+def jsonable(obj: Any) -> Any:
+    """Nested dicts with numpy integers (e.g. a numpy Generator's state) as plain JSON values."""
+    if isinstance(obj, dict):
+        return {k: jsonable(v) for k, v in obj.items()}
+    if hasattr(obj, "item") and type(obj).__module__ == "numpy":
+        return obj.item()
+    return obj
+
+
 def _json_default(obj: Any) -> Any:
     # numpy scalars/arrays and paths show up in metrics and configs
     if hasattr(obj, "tolist"):

@@ -28,6 +28,7 @@ import numpy as np
 
 from lexilab.data.registry import did_you_mean
 from lexilab.errors import LexilabError
+from lexilab.io import jsonable
 
 _WHERE = "config.yaml: sampler"
 # Mixed into the seed so the sampler's stream differs from other consumers of the run seed.
@@ -96,7 +97,7 @@ class TaskSampler(ABC):
             "kind": self.kind,
             "tasks": list(self.tasks),
             "step": self.step,
-            "rng": _jsonable(self.rng.bit_generator.state),
+            "rng": jsonable(self.rng.bit_generator.state),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -107,14 +108,6 @@ class TaskSampler(ABC):
             )
         self.step = int(state["step"])
         self.rng.bit_generator.state = state["rng"]
-
-
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {k: _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, np.integer):
-        return int(obj)
-    return obj
 
 
 def _capped(sizes: np.ndarray, cap: float | None) -> np.ndarray:

@@ -26,6 +26,7 @@ from torchjd.aggregation import WeightedAggregator
 from torchjd.linalg import DualConeProjector
 
 from lexilab.train.weighting import Weighting, flat_params
+from lexilab.io import jsonable
 
 # Mixed into the run seed so this stream differs from other consumers of the seed.
 _STREAM_ID = 0x4147_4752
@@ -99,7 +100,7 @@ class AggregationWeighting(Weighting):
 
     # -- state -----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        return dict(super().state_dict(), rng=_jsonable(self.rng.bit_generator.state),
+        return dict(super().state_dict(), rng=jsonable(self.rng.bit_generator.state),
                     aggregator=self.aggregator_state())
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -174,9 +175,3 @@ def _accumulate(p: Tensor, g: Tensor) -> None:
         p.grad.add_(g)
 
 
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {k: _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, np.integer):
-        return int(obj)
-    return obj
