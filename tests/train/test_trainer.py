@@ -186,3 +186,16 @@ def test_seq2seq_task_on_encoder_only_backbone_is_refused(make_config, tmp_path)
                                                          "tokenizer": "data:flan_t5_tokenizer"})
     metrics = train_run(config, tmp_path / "e" / "b" / "seed-0", progress=False)
     assert set(metrics["test"]) == {"topic", "emotion"}
+
+
+def test_compile_option_compiles_backbone_and_task_modules(make_config, tmp_path, monkeypatch):
+    """`train.compile` reaches torch.compile for the backbone and every task module (the compile
+    itself is torch's; compiling on CPU would cost a minute here, so the call is recorded)."""
+    compiled = []
+    monkeypatch.setattr(torch.nn.Module, "compile", lambda self, **kw: compiled.append((type(self).__name__, kw)))
+    Trainer(make_config(("topic", "emotion"), train__compile=True), tmp_path / "e" / "a" / "seed-0", progress=False)
+    names = [name for name, _ in compiled]
+    assert names.count("T5Model") == 1 and len(names) == 3 and all(kw == {"dynamic": True} for _, kw in compiled)
+    compiled.clear()
+    Trainer(make_config(("topic",)), tmp_path / "e" / "b" / "seed-0", progress=False)
+    assert compiled == []
