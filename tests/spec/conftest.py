@@ -5,6 +5,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
+
+import lexilab.cli
 import yaml
 
 # A tiny T5 given by its config fields (no checkpoint), as in experiments/quickstart.yaml.
@@ -57,3 +59,16 @@ def make_spec(write_spec, base_config):
         return write_spec(document, filename)
 
     return make
+
+
+@pytest.fixture
+def cli(monkeypatch, capsys):
+    """cli(*argv) -> (exit code, stdout, stderr) through lexilab.cli.main with our commands."""
+    monkeypatch.setattr(lexilab.cli, "COMMAND_MODULES", ["lexilab.commands.run", "lexilab.commands.status"])
+
+    def call(*argv):
+        code = lexilab.cli.main([str(a) for a in argv])
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    return call

@@ -8,23 +8,9 @@ import json
 import pytest
 import yaml
 
-import lexilab.cli
 from lexilab.runs import read_status, scan_experiment, update_status
 
 POOLING = {"mean": {"tasks.colour.pooling": "mean"}, "attention": {"tasks.colour.pooling": "attention"}}
-
-
-@pytest.fixture
-def cli(monkeypatch, capsys):
-    """cli(*argv) -> (exit code, stdout, stderr) through lexilab.cli.main with our commands."""
-    monkeypatch.setattr(lexilab.cli, "COMMAND_MODULES", ["lexilab.commands.run", "lexilab.commands.status"])
-
-    def call(*argv):
-        code = lexilab.cli.main([str(a) for a in argv])
-        out = capsys.readouterr()
-        return code, out.out, out.err
-
-    return call
 
 
 @pytest.fixture

@@ -10,22 +10,9 @@ from pathlib import Path
 
 import pytest
 
-import lexilab.cli
 from lexilab.runs import read_status, scan_experiment
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def cli(monkeypatch, capsys):
-    monkeypatch.setattr(lexilab.cli, "COMMAND_MODULES", ["lexilab.commands.run", "lexilab.commands.status"])
-
-    def call(*argv):
-        code = lexilab.cli.main([str(a) for a in argv])
-        out = capsys.readouterr()
-        return code, out.out, out.err
-
-    return call
 
 
 def test_inline_run_then_rerun_trains_nothing(cli, make_spec, base_config, tmp_path, monkeypatch):
