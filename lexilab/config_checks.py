@@ -215,7 +215,7 @@ def _check_weighting(config: dict) -> list[Problem]:
 
 
 def _check_metrics(config: dict) -> list[Problem]:
-    """Metric names: early stopping (``val_loss``, ``val_loss/<task>`` or ``<task>/<metric>``)
+    """Metric names: early stopping (``val_loss``, ``val_loss/<task>``, ``task_metrics`` or ``<task>/<metric>``)
     and each task's ``early_stopping_metric``, against the metrics of the task's kind."""
     from lexilab.metrics import METRICS, is_known_metric
 
@@ -232,13 +232,13 @@ def _check_metrics(config: dict) -> list[Problem]:
             problems.append(Problem(f"tasks.{name}.loss", "focal_gamma and label_smoothing cannot be combined"))
     metric = config["train"]["early_stopping"]["metric"]
     task, _, name = metric.partition("/")
-    if metric == "val_loss" or (task == "val_loss" and name in tasks):
+    if metric in ("val_loss", "task_metrics") or (task == "val_loss" and name in tasks):
         return problems
     if task == "val_loss" or task not in tasks:
         missing = name if task == "val_loss" else task
         problems.append(Problem("train.early_stopping.metric", f"{metric!r} names task {missing!r}"
                                 f"{did_you_mean(missing, tasks)}, which this run does not have; "
-                                f"use val_loss, val_loss/<task> or <task>/<metric> with tasks {', '.join(tasks)}"))
+                                f"use val_loss, val_loss/<task>, task_metrics or <task>/<metric> with tasks {', '.join(tasks)}"))
     elif not is_known_metric(tasks[task]["kind"], name):
         known = METRICS.get(tasks[task]["kind"], ())
         problems.append(Problem("train.early_stopping.metric", f"{name!r} is not a {tasks[task]['kind']} metric"

@@ -19,11 +19,14 @@ from lexilab.io import atomic_write_json, write_jsonl
 from lexilab.errors import LexilabError
 
 BEST_DIR = Path("checkpoints") / "best"
+TASK_METRICS = "task_metrics"  # early stopping on the mean of every task's early_stopping_metric
 WEIGHTS_FILE = "model.safetensors"
 
 
 class EarlyStopping:
-    """Patience counted in evaluations; `metric` is ``val_loss`` or ``<task>/<metric>`` on val."""
+    """Patience counted in evaluations. ``metric`` on val: ``val_loss`` (mean over tasks),
+    ``val_loss/<task>``, ``<task>/<metric>``, or ``task_metrics`` (the mean over tasks of each
+    task's ``early_stopping_metric``, sign-adjusted so that higher is better)."""
 
     def __init__(self, cfg: dict):
         self.metric = cfg.get("metric") or "val_loss"
@@ -40,6 +43,14 @@ class EarlyStopping:
     def value(self, record: dict, trainer) -> float:
         if self.metric == "val_loss" or self.metric in record:
             return float(record[self.metric])
+        if self.metric == TASK_METRICS:
+            # each task's own tasks.<name>.early_stopping_metric; minimised ones enter negated
+            metrics, _ = evaluate_split(trainer, "val")
+            values = [task.val_objective(metrics[name]) * (1.0 if task.val_mode == "max" else -1.0)
+                      for name, task in trainer.tasks.items()]
+            record.update({f"val/{name}/{task.objective_metric}": metrics[name][task.objective_metric]
+                           for name, task in trainer.tasks.items()})
+            return sum(values) / len(values)
         task, _, metric = self.metric.partition("/")
         if task not in trainer.tasks:
             raise LexilabError(f"train.early_stopping.metric: no task {task!r} (tasks: {', '.join(trainer.tasks)})")

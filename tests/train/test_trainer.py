@@ -199,3 +199,24 @@ def test_compile_option_compiles_backbone_and_task_modules(make_config, tmp_path
     compiled.clear()
     Trainer(make_config(("topic",)), tmp_path / "e" / "b" / "seed-0", progress=False)
     assert compiled == []
+
+
+def test_early_stopping_on_each_tasks_own_metric(make_config, tmp_path, monkeypatch):
+    """`task_metrics` selects by the mean of every task's early_stopping_metric on val (a
+    minimised metric negated); `<task>/<metric>` by one task's metric."""
+    config = make_config(("topic", "emotion"), train__epochs=3, sampler={"kind": "round_robin", "steps_per_epoch": 2},
+                         train__early_stopping={"metric": "task_metrics", "patience": None})
+    config["tasks"]["emotion"]["early_stopping_metric"] = "hamming_loss"
+    trainer = Trainer(config, tmp_path / "e" / "a" / "seed-0", progress=False)
+    values = iter([{"topic": 0.5, "emotion": 0.4}, {"topic": 0.9, "emotion": 0.2}, {"topic": 0.6, "emotion": 0.1}])
+
+    def fake_split(t, split, thresholds=None, only=None):
+        step = next(values)
+        return {"topic": {"f1_macro": step["topic"]}, "emotion": {"hamming_loss": step["emotion"]}}, {}
+
+    monkeypatch.setattr(evaluation, "evaluate_split", fake_split)
+    trainer.fit()
+    # means of (f1_macro, -hamming_loss): 0.05, 0.35, 0.25 → the second evaluation (step 4) wins
+    assert trainer.early.best == pytest.approx(0.35) and trainer.early.best_step == 4
+    evals = [r for r in read_jsonl(trainer.run_dir / "history.jsonl") if r.get("split") == "val"]
+    assert [r["val/emotion/hamming_loss"] for r in evals] == [0.4, 0.2, 0.1]
