@@ -80,10 +80,6 @@ class EarlyStopping:
         self.bad, self.should_stop = state["bad"], state["should_stop"]
 
 
-def _to_device(batch: dict, device: torch.device) -> dict:
-    return {k: (v.to(device) if torch.is_tensor(v) else v) for k, v in batch.items()}
-
-
 @torch.no_grad()
 def evaluate_losses(trainer, split: str) -> dict[str, float]:
     """Mean loss per task over a split (example-weighted), in eval mode."""
@@ -109,8 +105,7 @@ def predict_split(trainer, name: str, split: str) -> list[dict]:
     out = []
     batches = task.batches(split, size, None, shuffle=False)
     for batch in tqdm(batches, desc=f"{split} {name}", disable=not trainer.progress, leave=False):
-        tensors = _to_device(task.collate(batch), trainer.device)
-        out.extend(task.predict(trainer.backbone, trainer.model.module_for(name), tensors, generation))
+        out.extend(task.predict(trainer.backbone, trainer.model.module_for(name), task.collate(batch), generation))
     return out
 
 
@@ -144,21 +139,19 @@ def load_best_weights(model, run_dir: Path) -> bool:
     path = Path(run_dir) / BEST_DIR / WEIGHTS_FILE
     if not path.exists():
         return False
-    missing, unexpected = load_model(model, str(path), strict=True)
+    load_model(model, str(path), strict=True)  # raises on missing or unexpected tensors
     return True
 
 
 def tune_thresholds(trainer) -> dict[str, list[float]]:
+    """Multi-label thresholds from the calibration split (the task owns the tuning modes)."""
     thresholds = {}
     for name, task in trainer.tasks.items():
         if task.kind != "multilabel":
             continue
-        mode = (task.cfg.get("threshold") or {}).get("tune", "per_class")
-        if mode in (None, "none"):
-            default = float((task.cfg.get("threshold") or {}).get("default", 0.5))
-            thresholds[name] = [default] * len(task.label_names)
-            continue
-        thresholds[name] = [float(t) for t in task.tune_thresholds(predict_split(trainer, name, "calibration"), mode)]
+        # mode `none` uses the configured threshold: no predictions needed
+        predictions = [] if task.tune_mode == "none" else predict_split(trainer, name, "calibration")
+        thresholds[name] = [float(t) for t in task.tune_thresholds(predictions)]
     return thresholds
 
 

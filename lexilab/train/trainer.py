@@ -170,8 +170,7 @@ class Trainer:
     # ------------------------------------------------------------------ one step
     def _loss(self, name: str, batch: list[dict]) -> torch.Tensor:
         task = self.tasks[name]
-        tensors = task.collate(batch)
-        tensors = {k: (v.to(self.device) if torch.is_tensor(v) else v) for k, v in tensors.items()}
+        tensors = task.collate(batch)  # the task moves it to the backbone's device
         with _autocast(self.device, self.train_cfg.get("precision", "fp32")):
             loss = task.loss(self.backbone, self.model.module_for(name), tensors)
         return loss.float()

@@ -69,8 +69,25 @@ def test_predict_runs_every_task(mirrored_run, repo_root):
     assert out[0]["topic"]["label"] in ("no", "yes") and 0 <= out[0]["topic"]["confidence"] <= 1
     assert all(x["label"] in "ABCD" for x in out[0]["emotion"]["top"])
     assert isinstance(out[0]["summary"]["summary"], str)
-    # the selected weights are used: classification equals the trainer's own evaluation path
-    assert predictor.predict(texts) == out
+    # the selected weights and calibrated thresholds are used: on val examples, predict agrees
+    # with the trainer's own val predictions (written by the evaluation code path)
+    from lexilab.data import load_dataset
+    from lexilab.io import read_jsonl
+
+    config = mirrored_run[2]
+    rows = load_dataset(config["tasks"]["topic"]["data"], config["data_root"]).splits["val"][:6]
+    ours = predictor.predict([row["text"] for row in rows])
+    for task in ("topic", "emotion"):
+        theirs = {r["id"]: r for r in read_jsonl(run_dir / "predictions" / "val" / f"{task}.jsonl")}
+        for row, mine in zip(rows, ours):
+            record = theirs[row["id"]]
+            if task == "topic":
+                assert mine[task]["label"] == record["prediction"]
+                assert mine[task]["confidence"] == pytest.approx(record["confidence"], abs=1e-5)
+            else:
+                assert sorted(x["label"] for x in mine[task]["labels"]) == sorted(record["prediction"])
+                top = {x["label"]: x["score"] for x in mine[task]["top"]}
+                assert all(top[k] == pytest.approx(record["scores"][k], abs=1e-5) for k in top)
     cli = subprocess.run([sys.executable, "-m", "lexilab", "predict", "--json", str(run_dir), *texts],
                          capture_output=True, text=True, cwd=repo_root)
     assert cli.returncode == 0, cli.stderr[-1000:]
