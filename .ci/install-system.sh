@@ -8,3 +8,4 @@ if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ]; then
 fi
 bash install-slurm.sh
 bash install-latex.sh
+bash install-services.sh
