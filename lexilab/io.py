@@ -1,9 +1,12 @@
 """Atomic file writes and JSON-lines helpers: a crash never leaves half a file."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -24,26 +27,108 @@ def _umask() -> int:
     return mask
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temp file in the same folder, fsync, then rename.
+# atomic writes go through a temp file named ``.NAME.XXXXXXXX.tmp`` (mkstemp's 8 random
+# characters) beside the target; a process killed mid-write leaves one behind
+_TEMP_RE = re.compile(r"^\.(.+)\.[a-z0-9_]{8}\.tmp$")
+
+
+def _fsync_path(path: str | os.PathLike, directory: bool = False) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if directory else 0))
+    except OSError:
+        if directory:  # some filesystems cannot open a directory; the rename is still atomic
+            return
+        raise
+    try:
+        os.fsync(fd)
+    except OSError:
+        if not directory:
+            raise
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temp path beside ``path`` for a writer that wants a file name (safetensors, ...);
+    when the block ends without error it is fsynced and renamed onto ``path``, otherwise removed.
     The file gets the usual mode (0666 less the umask), not mkstemp's private 0600: run
     directories are read by other users and jobs on shared cluster filesystems."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    mode = 0o666 & ~_umask()
     try:
-        os.fchmod(fd, 0o666 & ~_umask())
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
+        os.fchmod(fd, mode)
+        os.close(fd)
+        yield Path(tmp)
+        os.chmod(tmp, mode)  # again: a writer may replace the file (safetensors writes it 0600)
+        _fsync_path(tmp)
         os.replace(tmp, path)
+        _fsync_path(path.parent, directory=True)  # the rename itself survives a power cut
     except BaseException:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
         raise
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temp file in the same folder, fsync, then rename."""
+    with atomic_output(path) as tmp, open(tmp, "wb") as handle:
+        handle.write(data)
+
+
+def is_orphan_temp(name: str) -> bool:
+    """Whether ``name`` is an atomic write's temp file (``.NAME.XXXXXXXX.tmp``)."""
+    return _TEMP_RE.match(name) is not None
+
+
+def remove_orphan_temps(directory: str | os.PathLike, min_age_s: float = 0.0) -> list[Path]:
+    """Delete the temp files that killed atomic writes left under ``directory`` (recursively);
+    ``min_age_s`` spares temps modified more recently, which another live process (a status
+    update) may still be writing. Returns the removed paths."""
+    removed: list[Path] = []
+    cutoff = time.time() - min_age_s
+    for folder, _, files in os.walk(directory):
+        for name in files:
+            if not is_orphan_temp(name):
+                continue
+            path = Path(folder) / name
+            try:
+                if min_age_s and path.stat().st_mtime > cutoff:
+                    continue
+                path.unlink()
+            except FileNotFoundError:  # its writer finished or removed it meanwhile
+                continue
+            removed.append(path)
+    return removed
+
+
+# where a results tree must never go: the kernel's virtual filesystems
+SYSTEM_DIRS = ("/proc", "/sys", "/dev")
+
+
+def check_output_dir(path: str | os.PathLike, what: str, writable: bool = True) -> Path:
+    """Refuse, in one line and before anything is written, an output folder that is a file,
+    lies under /proc, /sys or /dev, or (``writable``) cannot be created or written. Creates
+    nothing; returns the absolute path."""
+    from lexilab.errors import LexilabError
+
+    path = Path(path).expanduser()
+    resolved = path.resolve()
+    for system in SYSTEM_DIRS:
+        if resolved == Path(system) or Path(system) in resolved.parents:
+            raise LexilabError(f"{path}: {what} is under {system} (a kernel filesystem, not storage)")
+    probe = resolved
+    while not probe.exists():  # the nearest existing ancestor decides whether it can be made
+        probe = probe.parent
+    if not probe.is_dir():
+        raise LexilabError(f"{path}: {what} must be a directory; {probe} is a file")
+    if writable and not os.access(probe, os.W_OK | os.X_OK):
+        raise LexilabError(f"{path}: {what} is not writable ({probe} does not allow this user to write)")
+    return resolved
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

@@ -7,15 +7,13 @@
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_model, save_model
 from tqdm.auto import tqdm
 
-from lexilab.io import atomic_write_json, write_jsonl
+from lexilab.io import atomic_output, atomic_write_json, write_jsonl
 from lexilab.errors import LexilabError
 
 BEST_DIR = Path("checkpoints") / "best"
@@ -123,16 +121,9 @@ def evaluate_split(trainer, split: str, thresholds: dict | None = None, only=Non
 
 
 def save_best_weights(trainer) -> None:
-    directory = trainer.run_dir / BEST_DIR
-    directory.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
-    os.close(fd)
-    try:
-        save_model(trainer.model, tmp)  # handles tied (shared) tensors
-        os.replace(tmp, directory / WEIGHTS_FILE)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    # atomic, with the mode of every other run file (co-workers read run folders)
+    with atomic_output(trainer.run_dir / BEST_DIR / WEIGHTS_FILE) as tmp:
+        save_model(trainer.model, str(tmp))  # handles tied (shared) tensors
 
 
 def load_best_weights(model, run_dir: Path) -> bool:

@@ -314,11 +314,17 @@ class Trainer:
 
 def train_run(config: dict, run_dir: str | Path, progress: bool = True) -> dict:
     """Train (or resume) one run into ``run_dir`` and return its metrics ({split: {task: ...}})."""
-    from lexilab.envinfo import environment
+    from lexilab.envinfo import record_environment
+    from lexilab.io import remove_orphan_temps
 
     run_dir = Path(run_dir)
     trainer = Trainer(config, run_dir, progress=progress)
-    atomic_write_json(run_dir / "env.json", environment(trainer.device, trainer.parts.datasets))
+    # refuses a changed data file before anything is written (data hashes of the first start)
+    record_environment(run_dir, trainer.device, trainer.parts.datasets, trainer.config.get("data_root"))
+    # temp files of atomic writes a kill interrupted: checkpoints are written by this run only;
+    # a recent temp elsewhere may be a live status update by another process
+    remove_orphan_temps(run_dir / "checkpoints")
+    remove_orphan_temps(run_dir, min_age_s=60.0)
     atomic_write_json(run_dir / "leakage.json", trainer.parts.leakage)
     trainer.maybe_resume()
     trainer.fit()

@@ -56,8 +56,8 @@ def test_sigkill_then_resume_equals_uninterrupted(make_config, tmp_path):
     a = load_file(reference / "checkpoints" / "best" / "model.safetensors")
     b = load_file(resumed / "checkpoints" / "best" / "model.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    last_a = torch.load(reference / "checkpoints" / "last" / "state.pt", weights_only=False)["model"]
-    last_b = torch.load(resumed / "checkpoints" / "last" / "state.pt", weights_only=False)["model"]
+    last_a = torch.load(reference / "checkpoints" / "last" / "state.pt", weights_only=True)["model"]
+    last_b = torch.load(resumed / "checkpoints" / "last" / "state.pt", weights_only=True)["model"]
     assert all(torch.equal(last_a[k], last_b[k]) for k in last_a)
     assert _history(resumed) == _history(reference)  # no duplicated or missing records
     assert list(read_jsonl(resumed / "gradcos.jsonl")) == list(read_jsonl(reference / "gradcos.jsonl"))
