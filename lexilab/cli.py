@@ -17,10 +17,12 @@ COMMAND_MODULES = [
     "lexilab.commands.run",
     "lexilab.commands.status",
     "lexilab.commands.predict",
+    "lexilab.commands.serve",
     "lexilab.commands.report",
     "lexilab.commands.paper",
     "lexilab.commands.data",
     "lexilab.commands.demo",
+    "lexilab.commands.sweep",
 ]
 
 

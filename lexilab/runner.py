@@ -6,6 +6,7 @@ interrupted one resumes from checkpoints/last, a failed one is retried from its 
 """
 from __future__ import annotations
 
+import logging
 import os
 import time
 import traceback
@@ -17,6 +18,7 @@ from lexilab.errors import LexilabError
 from lexilab.io import read_json
 from lexilab.runs import CONFIG_FILE, METRICS_FILE, mark_running, read_status, update_status
 
+log = logging.getLogger("lexilab.runner")
 # keys config.yaml carries beside the resolved run config (identity and provenance)
 META_KEYS = ("config_hash", "meta")
 
@@ -41,12 +43,25 @@ def run_identity(run_dir: Path, config: dict, meta: dict) -> dict:
     return info
 
 
-def run_in_dir(run_dir: str | os.PathLike, progress: bool | None = None) -> dict:
+def run_in_dir(run_dir: str | os.PathLike, progress: bool | None = None) -> dict | None:
+    """Train the run in ``run_dir`` while holding its claim (lexilab.claim); None, without
+    touching anything, when another process holds it (that process trains the run)."""
+    from lexilab.claim import claim_run
+
+    run_dir = Path(run_dir).resolve()
+    with claim_run(run_dir) as claimed:
+        if not claimed:
+            log.info("%s: another process trains this run; left alone", run_dir)
+            return None
+        return run_claimed(run_dir, progress)
+
+
+def run_claimed(run_dir: Path, progress: bool | None = None) -> dict:
+    """The body of :func:`run_in_dir`, for a caller that holds the run's claim."""
     from lexilab import tracking
     from lexilab.envinfo import git_sha
     from lexilab.train.trainer import train_run
 
-    run_dir = Path(run_dir).resolve()
     if read_status(run_dir).get("state") == "done" and (run_dir / METRICS_FILE).exists():
         return read_json(run_dir / METRICS_FILE)
     config, meta = read_run_config(run_dir)
@@ -55,8 +70,15 @@ def run_in_dir(run_dir: str | os.PathLike, progress: bool | None = None) -> dict
         progress = os.environ.get("LEXILAB_PROGRESS", "1") != "0"
     mark_running(run_dir)
     started = time.time()
+    from lexilab.sweep.hook import RunPruned, trial_hook
+
     try:
-        metrics = train_run(config, run_dir, progress=progress)
+        with trial_hook(meta) as on_evaluate:  # a sweep trial's run reports each evaluation to Optuna
+            metrics = train_run(config, run_dir, progress=progress, on_evaluate=on_evaluate)
+    except RunPruned as pruned:  # stopped by the sweep's pruner: kept, not a failure
+        update_status(run_dir, state="pruned", finished=time.time(), seconds=time.time() - started,
+                      pruned_step=pruned.step, error=None, interrupted=False)
+        return {}
     except (KeyboardInterrupt, SystemExit) as interrupt:
         # preempted / requeued / stopped by the user: resumable, not a failure
         update_status(run_dir, state="pending", interrupted=True, error=f"interrupted: {type(interrupt).__name__}")

@@ -13,7 +13,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import time
 from contextlib import contextmanager
@@ -23,9 +22,11 @@ from typing import Any
 
 import yaml
 
-from lexilab.io import atomic_write_json, atomic_write_text, read_json
+from lexilab.claim import identity, process_alive
+from lexilab.errors import LexilabError
+from lexilab.io import atomic_write_json, atomic_write_text
 
-STATES = ("pending", "running", "done", "failed", "cancelled")
+STATES = ("pending", "running", "done", "failed", "cancelled", "pruned")  # pruned: stopped by a sweep's pruner
 STATUS_FILE = "status.json"
 CONFIG_FILE = "config.yaml"
 METRICS_FILE = "metrics.json"
@@ -41,12 +42,20 @@ def run_dir_for(results: str | os.PathLike, experiment: str, arm: str, seed: int
     return Path(results) / experiment / arm / f"seed-{seed}"
 
 
+class StatusUnreadable(LexilabError):
+    """A status.json that is not a JSON object (damaged by hand or by another tool)."""
+
+
 def read_status(run_dir: str | os.PathLike) -> dict[str, Any]:
-    """The run's status; a run directory without status.json is ``pending``."""
+    """The run's status; a run directory without status.json is ``pending``; a damaged file
+    raises :class:`StatusUnreadable` naming it."""
     path = Path(run_dir) / STATUS_FILE
-    if not path.exists():
+    status = _read_json_or_none(path)
+    if status is None:
         return {"state": "pending", "attempts": 0}
-    return read_json(path)
+    if isinstance(status, StatusUnreadable):
+        raise status
+    return status
 
 
 @contextmanager
@@ -63,12 +72,21 @@ def _status_lock(run_dir: Path):
 
 def update_status(run_dir: str | os.PathLike, **fields: Any) -> dict[str, Any]:
     """Merge ``fields`` into status.json atomically (read-modify-write under a file lock)."""
+    return update_status_if(run_dir, lambda status: fields)  # type: ignore[return-value]
+
+
+def update_status_if(run_dir: str | os.PathLike, decide) -> dict[str, Any] | None:
+    """Read-modify-write under the status lock: ``decide(status)`` returns the fields to merge,
+    or None to leave the file as it is (then None is returned)."""
     run_dir = Path(run_dir)
-    state = fields.get("state")
-    if state is not None and state not in STATES:
-        raise ValueError(f"unknown run state {state!r}")
     with _status_lock(run_dir):
         status = read_status(run_dir)
+        fields = decide(dict(status))
+        if fields is None:
+            return None
+        state = fields.get("state")
+        if state is not None and state not in STATES:
+            raise ValueError(f"unknown run state {state!r}")
         status.update(fields)
         status["updated"] = time.time()
         atomic_write_json(run_dir / STATUS_FILE, status)
@@ -76,18 +94,30 @@ def update_status(run_dir: str | os.PathLike, **fields: Any) -> dict[str, Any]:
 
 
 def mark_running(run_dir: str | os.PathLike) -> dict[str, Any]:
-    status = read_status(run_dir)
-    return update_status(
-        run_dir,
-        state="running",
-        attempts=int(status.get("attempts", 0)) + 1,
-        started=time.time(),
-        host=socket.gethostname(),
-        pid=os.getpid(),
-        slurm_job_id=os.environ.get("SLURM_JOB_ID"),
-        error=None,
-        traceback=None,
-    )
+    """Record this process as the run's owner (host, boot id, pid and its start time)."""
+    return update_status_if(run_dir, lambda status: {
+        "state": "running",
+        "attempts": int(status.get("attempts", 0)) + 1,
+        "started": time.time(),
+        **identity(),
+        "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
+        "error": None,
+        "traceback": None,
+        "interrupted": False,
+    })
+
+
+def queue_run(run_dir: str | os.PathLike, **fields: Any) -> bool:
+    """Set the run ``pending`` with ``fields`` unless it is done or a live process on this host
+    trains it (another `run` command may have got there since this one planned); True when
+    queued."""
+    def decide(status: dict[str, Any]) -> dict[str, Any] | None:
+        if status.get("state") == "done":
+            return None
+        if status.get("state") == "running" and process_alive(status):
+            return None
+        return {**fields, "state": "pending"}
+    return update_status_if(run_dir, decide) is not None
 
 
 # --------------------------------------------------------------------------- the results tree
@@ -110,13 +140,18 @@ class RunInfo:
 
 
 def _read_json_or_none(path: Path) -> Any:
+    """The JSON object in ``path``; None when there is no file; a :class:`StatusUnreadable`
+    (returned, not raised) when it is damaged, so that a scan reports it and goes on."""
     try:
         with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
+            value = json.load(handle)
     except (FileNotFoundError, NotADirectoryError):
         return None
-    except json.JSONDecodeError:
-        return {}  # unreadable: reported as an unknown state rather than crashing the scan
+    except (ValueError, OSError) as err:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        return StatusUnreadable(f"{path}: unreadable ({type(err).__name__}: {str(err).splitlines()[0]})")
+    if not isinstance(value, dict) or value.get("state", "pending") not in STATES:
+        return StatusUnreadable(f"{path}: unreadable (not a lexilab status: no known 'state')")
+    return value
 
 
 def stored_hash(run_dir: str | os.PathLike) -> str | None:
@@ -152,23 +187,29 @@ def scan_experiment(experiment_dir: str | os.PathLike) -> dict[tuple[str, int], 
                     status = _read_json_or_none(path / STATUS_FILE)
                     if status is None:
                         status = {"state": "pending", "attempts": 0}
-                    elif not isinstance(status, dict) or status.get("state") not in STATES:
-                        status = {"state": "unknown", "error": f"{path / STATUS_FILE}: unreadable"}
+                    elif isinstance(status, StatusUnreadable):
+                        status = {"state": "unknown", "error": str(status)}
                     seed = int(match.group(1))
                     found[(arm.name, seed)] = RunInfo(arm.name, seed, path, status, stored_hash(path))
     return found
 
 
-def write_run(run_dir: str | os.PathLike, config: dict, meta: dict[str, Any], config_hash: str) -> None:
+def write_run(run_dir: str | os.PathLike, config: dict, meta: dict[str, Any], config_hash: str) -> bool:
     """Write a new run's config.yaml — ``config_hash`` on its first line, then ``meta``
     (experiment, arm, factor levels, seed, spec), then the resolved config — and status
-    ``pending``, each atomically."""
+    ``pending``, each atomically. A run another `run` command wrote meanwhile (same hash, a
+    status already there) is left as it is: False."""
     run_dir = Path(run_dir)
     head = yaml.safe_dump({"config_hash": config_hash, "meta": meta}, sort_keys=False, allow_unicode=True)
     body = yaml.safe_dump(config, sort_keys=False, default_flow_style=False, allow_unicode=True)
-    atomic_write_text(run_dir / CONFIG_FILE, head + body)
-    update_status(run_dir, state="pending", attempts=0, config_hash=config_hash, created=time.time(),
-                  error=None, traceback=None)
+
+    def decide(status: dict[str, Any]) -> dict[str, Any] | None:
+        if (run_dir / STATUS_FILE).exists() and stored_hash(run_dir) == config_hash:
+            return None
+        atomic_write_text(run_dir / CONFIG_FILE, head + body)
+        return {"state": "pending", "attempts": 0, "config_hash": config_hash, "created": time.time(),
+                "error": None, "traceback": None}
+    return update_status_if(run_dir, decide) is not None
 
 
 def move_aside(run_dir: str | os.PathLike, old_hash: str | None) -> Path:
@@ -188,34 +229,48 @@ def job_id(status: dict[str, Any]) -> str | None:
     return str(value) if value not in (None, "") else None
 
 
+# the processes a status may name: the run's owner (written when it starts), the submitted
+# job's process (RunJob) and the launcher that queued it (inline/debug/local executors)
+PROCESS_PREFIXES = ("", "job_", "launcher_")
+LAUNCHERS = ("inline", "debug", "local")
+
+
+def processes_alive(status: dict[str, Any]) -> bool | None:
+    """True when a process the status names (owner, job, launcher) is alive on this host; False
+    when every one named is on this host and gone; None when none is named or one cannot be
+    checked from here (another host)."""
+    prefixes = PROCESS_PREFIXES if status.get("state") == "running" else PROCESS_PREFIXES[1:]
+    answers = [process_alive(status, p) for p in prefixes if status.get(f"{p}pid") not in (None, "")]
+    if any(answers):
+        return True
+    return False if answers and all(a is False for a in answers) else None
+
+
 def liveness(status: dict[str, Any]) -> str:
     """``alive`` | ``dead`` | ``unknown`` for a run whose status says running or queued.
 
-    A process on this host is checked by pid; a SLURM job with ``squeue`` when it is on the
-    PATH; anything else (another host without a scheduler we can ask) is unknown."""
+    A SLURM job is asked with ``squeue`` when it is on the PATH; otherwise the processes the
+    status names are checked by host, boot id, pid and start time (a reused pid is not taken
+    for the owner); anything on another host without a scheduler we can ask is unknown."""
     job = job_id(status)
-    if status.get("executor") == "slurm" or status.get("slurm_job_id") or (job and not status.get("pid")):
+    if status.get("executor") == "slurm" or status.get("slurm_job_id") or (
+            job and status.get("executor") not in LAUNCHERS and not status.get("pid")):
         if job and shutil.which("squeue"):
             out = subprocess.run(["squeue", "-h", "-j", job, "-o", "%T"], capture_output=True, text=True)
             return "alive" if out.returncode == 0 and out.stdout.strip() else "dead"
         return "unknown"
-    pid = status.get("pid")
-    if pid and status.get("host") == socket.gethostname():
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            return "dead"
-        except PermissionError:
-            return "alive"
-        return "alive"
-    if status.get("state") == "pending" and not job:
+    alive = processes_alive(status)
+    if alive is not None:
+        return "alive" if alive else "dead"
+    if status.get("state") == "pending" and not job and not status.get("launcher_host"):
         return "dead"  # written by `run` but never handed to an executor
     return "unknown"
 
 
 @dataclass
 class Action:
-    """What ``run`` does with one planned run: new | skip | retry | active | changed | blocked."""
+    """What ``run`` does with one planned run: new | skip | retry | active | changed | blocked |
+    unreadable (its status.json is damaged: reported, left alone)."""
 
     run: Any  # a lexilab.spec.PlannedRun
     path: Path
@@ -253,6 +308,9 @@ def plan_runs(planned: list, results: str | os.PathLike, retry_running: bool = F
                 actions.append(Action(run, path, "changed", info, f"config changed ({info.config_hash} → "
                                       f"{run.config_hash}); the old {info.state} run moves to "
                                       f"{path.name}.{info.config_hash or 'unknown'}/"))
+        elif info.state == "unknown":
+            actions.append(Action(run, path, "unreadable", info, f"{info.status.get('error')}; left alone "
+                                  f"(repair or delete it to run this run again)"))
         elif info.state == "done":
             actions.append(Action(run, path, "skip", info))
         elif info.state in ("running", "pending") and busy:

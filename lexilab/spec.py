@@ -24,7 +24,8 @@ from lexilab.config import NAME_RE, Problem, check_config, identity_hash
 from lexilab.data.registry import did_you_mean
 from lexilab.errors import LexilabError
 
-SPEC_KEYS = ("name", "description", "base", "factors", "arms", "exclude", "seeds", "report", "resources")
+SPEC_KEYS = ("name", "description", "base", "factors", "arms", "exclude", "seeds", "report", "resources",
+             "search", "budget")
 ARM_JOIN = "+"  # arm name of a combination: its level names joined in factor order
 BASE_ARM = "base"  # the single arm of a spec without factors
 
@@ -68,6 +69,7 @@ class Spec:
     seeds: list[int]
     report: dict = field(default_factory=dict)
     resources: dict = field(default_factory=dict)
+    search: Any = None  # a lexilab.sweep.search.Search when the spec has `search:` (a sweep)
 
     @property
     def arm_names(self) -> list[str]:
@@ -204,10 +206,19 @@ def load_spec(path: str | os.PathLike) -> Spec:
     seeds = _read_seeds(data.get("seeds", 1), report)
     combos = _combinations(factors, data.get("arms"), data.get("exclude"), report)
     arms = _build_arms(factors, combos, base, path.parent, report) if combos and not report.ambiguous else []
+    if arms and data.get("budget") is not None and not report.out:  # matched budgets (lexilab.budget)
+        from lexilab.budget import match_budgets
+
+        for key, message in match_budgets(arms, factors, data["budget"]):
+            report.add(key, message)
     spec = Spec(path, name if isinstance(name, str) else path.stem, description or "", factors, arms, seeds,
                 resources=_read_resources(data.get("resources"), report))
     if arms:
         spec.report = _read_report(data.get("report"), spec, report)
+    if "search" in data:  # a sweep: lexilab.sweep checks the whole space, before anything is written
+        from lexilab.sweep.search import read_search
+
+        spec.search = read_search(data["search"], data, path, report)
     if report.out:
         raise SpecError(report.sorted())
     return spec

@@ -28,7 +28,7 @@ PLAN_FILE = "plan.json"
 LAUNCHER_PID_FILE = "launcher.pid"
 GPU_ENV = "LEXILAB_VISIBLE_GPUS"  # e.g. "0,1": the GPUs the local executor may use
 DEFAULT_TIMEOUT_MIN = 7 * 24 * 60  # submitit's local default (2 min) would kill real runs
-FINISHED = ("done", "failed", "cancelled")
+FINISHED = ("done", "failed", "cancelled", "pruned")
 
 
 def visible_gpus(explicit: Sequence[str] | None = None) -> list[str]:

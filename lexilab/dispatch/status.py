@@ -2,23 +2,26 @@
 
 A job normally records its own outcome (the runner writes running -> done/failed). A job that
 is cancelled, killed (out of memory, node failure) or times out without a requeue cannot; the
-scheduler knows. `refresh_status` asks sacct (SLURM) or the process table (local pool) about
-runs still marked pending/running and records such endings as `cancelled` or `failed`.
+scheduler knows. `refresh_status` asks sacct (SLURM) or the process table about runs still
+marked pending/running and records such endings as `cancelled` or `failed`. For every executor
+but SLURM the processes a status names (the run's owner, the job, the launcher that queued it)
+are checked by host, boot id, pid and start time: a run whose processes on this host are all
+gone — an inline `run` killed with SIGKILL, a local job killed by the OOM killer — is recorded
+as failed with an ``interrupted:`` error line, and `run` retries it from its checkpoint.
 """
 from __future__ import annotations
 
 import os
-import socket
 import time
 from pathlib import Path
 from typing import Iterable
 
 from lexilab.dispatch.procs import pid_alive
 from lexilab.dispatch.slurm import TERMINAL_STATES, job_states
-from lexilab.runs import read_status, update_status
+from lexilab.runs import StatusUnreadable, processes_alive, read_status, update_status, update_status_if
 
 OPEN_STATES = ("pending", "running")
-FINISHED_STATES = ("done", "failed", "cancelled")
+FINISHED_STATES = ("done", "failed", "cancelled", "pruned")
 
 
 def _ours(pid: object) -> bool:
@@ -58,37 +61,52 @@ def _refresh_slurm(runs: dict[Path, dict], statuses: dict[Path, dict]) -> None:
         statuses[run_dir] = update_status(run_dir, finished=time.time(), slurm_state=scheduler, **fields)
 
 
-def _refresh_local(runs: dict[Path, dict], statuses: dict[Path, dict]) -> None:
-    host = socket.gethostname()
+def _ended(status: dict) -> bool:
+    """Every process the status names on this host is gone (False when one lives or cannot
+    be checked from here)."""
+    if status.get("executor") == "local" and _ours(status.get("job_id")):
+        return False  # the submitit job process, before its RunJob recorded itself
+    return processes_alive(status) is False
+
+
+def _refresh_processes(runs: dict[Path, dict], statuses: dict[Path, dict]) -> None:
     for run_dir, status in runs.items():
-        if status.get("launcher_host") not in (None, host):
-            continue  # PIDs of another machine mean nothing here
-        pids = (status.get("launcher_pid"), status.get("job_id"), status.get("job_pid"))
-        if any(_ours(pid) for pid in pids):
+        if not _ended(status):
             continue
-        current = read_status(run_dir)  # after the PID check: see _refresh_slurm
-        if current.get("state") not in OPEN_STATES:
-            statuses[run_dir] = current
-            continue
-        statuses[run_dir] = update_status(
-            run_dir, state="failed", finished=time.time(),
-            error="local job ended without recording a result (its processes are gone)")
+        host = status.get("host") or status.get("launcher_host") or "this host"
+        if status.get("state") == "running":
+            error = f"interrupted: process {status.get('pid')} on {host} ended without recording a result"
+        else:
+            error = (f"interrupted: the process that queued it ({status.get('launcher_pid')} on {host}) "
+                     "ended without recording a result")
+        # decided again under the status lock: the run may have ended or restarted meanwhile
+        same = {key: status.get(key) for key in ("state", "pid", "pid_start", "job_pid", "launcher_pid", "attempts")}
+        updated = update_status_if(run_dir, lambda now: (
+            {"state": "failed", "finished": time.time(), "interrupted": True, "error": error}
+            if all(now.get(k) == v for k, v in same.items()) and _ended(now) else None))
+        statuses[run_dir] = updated or read_status(run_dir)
 
 
 def refresh_status(run_dirs: Iterable[str | os.PathLike]) -> dict[Path, dict]:
     """Status of each run after checking unfinished submitted jobs with their scheduler."""
-    statuses = {Path(r): read_status(r) for r in run_dirs}
+    statuses: dict[Path, dict] = {}
+    for run_dir in map(Path, run_dirs):
+        try:
+            statuses[run_dir] = read_status(run_dir)
+        except StatusUnreadable as err:  # reported by the scan (state unknown); the others go on
+            statuses[run_dir] = {"state": "unknown", "error": str(err)}
     slurm_runs: dict[Path, dict] = {}
-    local_runs: dict[Path, dict] = {}
+    process_runs: dict[Path, dict] = {}
     for run_dir, status in statuses.items():
         if status.get("state") not in OPEN_STATES:
             continue
-        if status.get("executor") == "slurm" and status.get("job_id"):
-            slurm_runs[run_dir] = status
-        elif status.get("executor") == "local" and status.get("launcher_pid"):
-            local_runs[run_dir] = status
+        if status.get("executor") == "slurm":
+            if status.get("job_id"):
+                slurm_runs[run_dir] = status
+        else:
+            process_runs[run_dir] = status
     if slurm_runs:
         _refresh_slurm(slurm_runs, statuses)
-    if local_runs:
-        _refresh_local(local_runs, statuses)
+    if process_runs:
+        _refresh_processes(process_runs, statuses)
     return statuses

@@ -19,7 +19,8 @@ from tqdm.auto import tqdm
 from lexilab.errors import LexilabError
 from lexilab.io import append_jsonl, atomic_write_json, read_jsonl, write_jsonl
 from lexilab.train.assembly import Assembly, assemble
-from lexilab.train.evaluation import EarlyStopping, evaluate_losses, finalize, save_best_weights
+from lexilab.train.evaluation import (BEST_DIR, WEIGHTS_FILE, EarlyStopping, evaluate_losses, finalize,
+                                      save_best_weights)
 from lexilab.train.freezing import apply_freezing
 from lexilab.train.optim import build_optimizer, build_scheduler, param_groups
 from lexilab.train.state import load_state, save_state, seed_everything
@@ -104,8 +105,9 @@ class Trainer:
         self.total_steps = self.windows_per_epoch * int(train["epochs"])
         if train.get("max_steps"):
             self.total_steps = min(self.total_steps, int(train["max_steps"]))
-        self.sampler = build_sampler(cfg["sampler"], sizes, seed=seed, total_steps=self.micro_per_epoch
-                                     * int(train["epochs"]))
+        # the sampler draws once per micro-batch: its horizon is the run's micro-batch count,
+        # max_steps included, so annealing reaches alpha_end at the last step
+        self.sampler = build_sampler(cfg["sampler"], sizes, seed=seed, total_steps=self._total_micro_batches(accum))
         self.streams = {name: TaskStream(task, int(train["batch_size"]), seed * 1000 + index + 1)
                         for index, (name, task) in enumerate(self.tasks.items())}
         groups = param_groups(self.backbone, self.model.task_modules, self.weighting.parameters(), cfg["optim"])
@@ -122,8 +124,17 @@ class Trainer:
         self.window_in_epoch = 0
         self.nonfinite_skipped = 0
         self.last_eval_step = 0
+        self.on_evaluate = None  # hook(trainer, val record) after each evaluation (a sweep's pruner)
         # per-task [sum, count] of training losses in the current epoch (DWA uses their means)
         self.epoch_losses: dict[str, list[float]] = {}
+        # per-task [examples, optimizer updates] so far: the compute budget each task received,
+        # logged cumulatively so the report can compare arms whatever log_every is
+        self.task_budget: dict[str, list[int]] = {name: [0, 0] for name in self.tasks}
+
+    def _total_micro_batches(self, accum: int) -> int:
+        """Micro-batches of the whole run: full epochs plus the windows of a partial one."""
+        epochs, windows = divmod(self.total_steps, self.windows_per_epoch)
+        return epochs * self.micro_per_epoch + min(windows * accum, self.micro_per_epoch)
 
     # ------------------------------------------------------------------ state
     def state(self) -> dict:
@@ -135,7 +146,7 @@ class Trainer:
             "diag_generator": self.diag_generator.get_state(), "early": self.early.state_dict(),
             "step": self.step, "epoch": self.epoch, "window_in_epoch": self.window_in_epoch,
             "nonfinite_skipped": self.nonfinite_skipped, "last_eval_step": self.last_eval_step,
-            "epoch_losses": self.epoch_losses,
+            "epoch_losses": self.epoch_losses, "task_budget": self.task_budget,
         }
 
     def save_checkpoint(self) -> None:
@@ -144,6 +155,10 @@ class Trainer:
     def maybe_resume(self) -> bool:
         state = load_state(self.run_dir / "checkpoints" / "last")
         if state is None:
+            # a fresh start (or a crash before the first checkpoint): the records and the
+            # selected weights of an earlier attempt would otherwise be kept and duplicated
+            for name in (HISTORY_FILE, GRADCOS_FILE, BEST_DIR / WEIGHTS_FILE):
+                (self.run_dir / name).unlink(missing_ok=True)
             return False
         from lexilab.train.state import set_rng_state
 
@@ -162,6 +177,7 @@ class Trainer:
         self.nonfinite_skipped = state["nonfinite_skipped"]
         self.last_eval_step = state["last_eval_step"]
         self.epoch_losses = state["epoch_losses"]
+        self.task_budget.update(state.get("task_budget") or {})
         set_rng_state(state["rng"])
         for name in (HISTORY_FILE, GRADCOS_FILE):
             _truncate_jsonl(self.run_dir / name, self.step)
@@ -185,45 +201,58 @@ class Trainer:
         return True
 
     def _window(self, size: int) -> dict:
-        """Run ``size`` micro-batches, accumulate their gradients, take one optimizer step."""
+        """Run ``size`` micro-batches, accumulate their gradients, take one optimizer step.
+
+        The step's gradient is the mean over the micro-batches that survived the non-finite
+        check, and the weighting method aggregates once per window (``Weighting.finish``), so
+        ``grad_accum = k`` with batch b is the step of ``grad_accum = 1`` with batch k·b."""
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
+        # fp16: the methods get the unscaled losses and the scale (see Weighting.accumulate)
+        scale = float(self.scaler.get_scale()) if self.scaler.is_enabled() else 1.0
         seen: dict[str, list[float]] = {}
-        examples = 0
+        examples = used = 0
         for _ in range(size):
             names = list(self.tasks) if self.weighting.needs_all_tasks else [self.sampler.next()]
-            losses = {}
+            losses, batches = {}, {}
             for name in names:
-                batch = self.streams[name].next()
-                examples += len(batch)
+                batch = batches[name] = self.streams[name].next()
                 losses[name] = self._loss(name, batch)
             if not self._check_finite(losses):
-                continue
-            scaled = {n: self.scaler.scale(l) for n, l in losses.items()} if self.scaler.is_enabled() else losses
-            self.weighting.backward(scaled, self.shared_groups)
+                continue  # a skipped micro-batch adds neither gradient nor examples
+            self.weighting.accumulate(losses, self.shared_groups, scale=scale)
+            used += 1
             for name, loss in losses.items():
+                examples += len(batches[name])
                 seen.setdefault(name, []).append(loss.item())
+                self.task_budget[name][0] += len(batches[name])
                 total = self.epoch_losses.setdefault(name, [0.0, 0])
                 total[0] += loss.item()
                 total[1] += 1
-        # mean gradient over the window (whatever the weighting method did inside it)
-        for group in self.optimizer.param_groups:
-            for param in group["params"]:
-                if param.grad is not None:
-                    param.grad.div_(size)
-        clip = self.config["optim"].get("clip_norm")
-        if self.scaler.is_enabled():
-            self.scaler.unscale_(self.optimizer)
         grad_norm = None
-        if clip:
-            params = [p for g in self.optimizer.param_groups for p in g["params"] if p.grad is not None]
-            grad_norm = float(torch.nn.utils.clip_grad_norm_(params, float(clip)))
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
+        if used:  # a window whose every micro-batch was skipped takes no optimizer step
+            for param in [*self.model.parameters(), *self.weighting.parameters()]:
+                if param.grad is not None:
+                    param.grad.div_(used)
+            self.weighting.finish(used, scale=scale)
+            clip = self.config["optim"].get("clip_norm")
+            if self.scaler.is_enabled():
+                self.scaler.unscale_(self.optimizer)
+            if clip:
+                # the model's gradients only: a weighting method's own parameters (uncertainty's
+                # log-variances, GradNorm's weights) have gradients of another scale
+                params = [p for p in self.model.parameters() if p.grad is not None]
+                grad_norm = float(torch.nn.utils.clip_grad_norm_(params, float(clip)))
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
         lr = self.optimizer.param_groups[0]["lr"]
         self.scheduler.step()
         record = {"step": self.step + 1, "epoch": self.epoch, "lr": lr, "examples": examples}
         record.update({f"loss/{n}": sum(v) / len(v) for n, v in seen.items()})
+        for name in seen:
+            self.task_budget[name][1] += 1
+        record.update({f"examples_seen/{n}": e for n, (e, _u) in self.task_budget.items()})
+        record.update({f"updates/{n}": u for n, (_e, u) in self.task_budget.items()})
         if grad_norm is not None:
             record["grad_norm"] = grad_norm
         return record
@@ -310,15 +339,18 @@ class Trainer:
         if improved:
             save_best_weights(self)
         append_jsonl(self.run_dir / HISTORY_FILE, [record])
+        if self.on_evaluate is not None:  # may raise lexilab.sweep.hook.RunPruned: stop at this step
+            self.on_evaluate(self, record)
 
 
-def train_run(config: dict, run_dir: str | Path, progress: bool = True) -> dict:
+def train_run(config: dict, run_dir: str | Path, progress: bool = True, on_evaluate=None) -> dict:
     """Train (or resume) one run into ``run_dir`` and return its metrics ({split: {task: ...}})."""
     from lexilab.envinfo import record_environment
     from lexilab.io import remove_orphan_temps
 
     run_dir = Path(run_dir)
     trainer = Trainer(config, run_dir, progress=progress)
+    trainer.on_evaluate = on_evaluate
     # refuses a changed data file before anything is written (data hashes of the first start)
     record_environment(run_dir, trainer.device, trainer.parts.datasets, trainer.config.get("data_root"))
     # temp files of atomic writes a kill interrupted: checkpoints are written by this run only;
