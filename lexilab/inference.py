@@ -65,16 +65,26 @@ class Predictor:
         thresholds_path = self.run_dir / "thresholds.json"
         self.thresholds = read_json(thresholds_path) if thresholds_path.exists() else {}
 
+    def thresholds_for(self, name: str) -> list[float]:
+        """A multi-label task's per-label cut-offs: tuned on calibration, else 0.5."""
+        return self.thresholds.get(name) or [0.5] * len(self.tasks[name].label_names)
+
     @torch.no_grad()
-    def predict(self, texts: list[str], top_k: int = 3) -> list[dict]:
+    def predict(self, texts: list[str], top_k: int = 3, tasks: list[str] | None = None) -> list[dict]:
+        """One dict per text: {task: output}, for every task or only those named in ``tasks``."""
         from lexilab.model.generation import beam_search, greedy_search
 
         if not texts:
             return []
+        unknown = sorted(set(tasks or ()) - set(self.tasks))
+        if unknown:
+            raise LexilabError(f"{self.run_dir}: no task {unknown[0]!r} (tasks: {', '.join(self.tasks)})")
         results = [dict() for _ in texts]
         backbone = self.model.backbone
         groups: dict[tuple, list[str]] = {}
         for name, task in self.tasks.items():
+            if tasks is not None and name not in tasks:
+                continue
             groups.setdefault((task.prefix, task.max_length), []).append(name)
         for (prefix, max_length), names in groups.items():
             ids = self.tokenizer([prefix + t for t in texts], truncation=True, max_length=max_length)["input_ids"]
@@ -101,11 +111,11 @@ class Predictor:
                         row[name] = {"label": ranked[0][0], "confidence": ranked[0][1],
                                      "top": [{"label": l, "score": s} for l, s in ranked[:top_k]]}
                     else:
-                        cut = self.thresholds.get(name) or [0.5] * len(task.label_names)
-                        labels = [{"label": l, "score": float(values[i])} for i, l in enumerate(task.label_names)
-                                  if float(values[i]) >= cut[i]]
+                        cut = dict(zip(task.label_names, self.thresholds_for(name)))
+                        labels = [{"label": l, "score": float(values[i]), "threshold": cut[l]}
+                                  for i, l in enumerate(task.label_names) if float(values[i]) >= cut[l]]
                         row[name] = {"labels": sorted(labels, key=lambda x: -x["score"]),
-                                     "top": [{"label": l, "score": s} for l, s in ranked[:top_k]]}
+                                     "top": [{"label": l, "score": s, "threshold": cut[l]} for l, s in ranked[:top_k]]}
         return results
 
 
