@@ -5,9 +5,12 @@ Default store: ``sqlite:///<results>/mlflow.db`` with artifacts under ``<results
 """
 from __future__ import annotations
 
+import fcntl
 import os
 import re
+from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlparse
 
 from lexilab.io import read_jsonl
 
@@ -38,6 +41,37 @@ def _client(uri: str):
     return MlflowClient(tracking_uri=uri)
 
 
+def _lock_path(uri: str, results_root: Path) -> Path:
+    """A lock file beside a SQLite store (``.mlflow.db.lock``), else in the results root."""
+    parsed = urlparse(uri)
+    if parsed.scheme == "sqlite" and parsed.path not in ("", "/", "/:memory:"):
+        db = Path(parsed.path)
+        return db.with_name(f".{db.name}.lock")
+    return results_root / ".mlflow.lock"
+
+
+@contextmanager
+def store_lock(uri: str, results_root: Path):
+    """Serialise use of the store between processes. Two processes that open a new store at
+    once both run MLflow's schema creation, and the second dies with sqlalchemy's "table
+    experiments already exists"; concurrent SQLite writers also get "database is locked"."""
+    path = _lock_path(uri, results_root)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _ensure(client, name: str, artifacts: str) -> str:
+    found = client.get_experiment_by_name(name)
+    if found is not None:
+        return found.experiment_id
+    return client.create_experiment(name, artifact_location=artifacts)
+
+
 def ensure_experiment(name: str, config: dict, results_root: str | os.PathLike | None = None) -> str | None:
     """Create the MLflow experiment (before any job starts: parallel jobs would race to create it)."""
     if not enabled(config):
@@ -45,11 +79,8 @@ def ensure_experiment(name: str, config: dict, results_root: str | os.PathLike |
     root = Path(results_root or os.environ.get("LEXILAB_RESULTS", "results"))
     root.mkdir(parents=True, exist_ok=True)
     uri, artifacts = settings(config.get("tracking"), root)
-    client = _client(uri)
-    found = client.get_experiment_by_name(name)
-    if found is not None:
-        return found.experiment_id
-    return client.create_experiment(name, artifact_location=artifacts)
+    with store_lock(uri, root):
+        return _ensure(_client(uri), name, artifacts)
 
 
 def flatten(config: dict, prefix: str = "") -> dict[str, str]:
@@ -67,12 +98,17 @@ def mirror_run(run_dir: Path, config: dict, state: str, metrics: dict | None, ta
     """Log one finished (or failed) run: params, val/test metrics, history curves, artifacts."""
     if not enabled(config):
         return None
+    results_root = run_dir.parents[2]
+    uri, artifacts = settings(config.get("tracking"), results_root)
+    with store_lock(uri, results_root):
+        client = _client(uri)
+        return _mirror(client, _ensure(client, tags["experiment"], artifacts), run_dir, config, state, metrics, tags)
+
+
+def _mirror(client, experiment_id: str, run_dir: Path, config: dict, state: str, metrics: dict | None,
+            tags: dict) -> str:
     from mlflow.entities import Metric, Param
 
-    results_root = run_dir.parents[2]
-    experiment = tags["experiment"]
-    experiment_id = ensure_experiment(experiment, config, results_root)
-    client = _client(settings(config.get("tracking"), results_root)[0])
     run = client.create_run(experiment_id, run_name=f"{tags['arm']}/seed-{tags['seed']}",
                             tags={k: str(v) for k, v in tags.items()})
     run_id = run.info.run_id

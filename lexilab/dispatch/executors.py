@@ -9,7 +9,6 @@ from __future__ import annotations
 import difflib
 import logging
 import os
-import socket
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -21,7 +20,8 @@ from lexilab.dispatch.job import RunJob
 from lexilab.dispatch.resources import merge_resources, slurm_parameters
 from lexilab.dispatch.status import FINISHED_STATES, refresh_status
 from lexilab.errors import LexilabError
-from lexilab.runs import CONFIG_FILE, read_status, update_status
+from lexilab.claim import identity, wait_released
+from lexilab.runs import CONFIG_FILE, queue_run, read_status, update_status
 
 log = logging.getLogger("lexilab.dispatch")
 # status.json fields the launcher sets (restored if a submission is refused)
@@ -80,15 +80,36 @@ def register(name: str) -> Callable[[Executor], Executor]:
     return decorate
 
 
-def _mark_queued(run_dirs: Sequence[Path], executor: str, folder: Path | None) -> dict[Path, dict]:
-    """Set every run pending before anything starts (no race with the job); returns the old fields."""
+def _mark_queued(run_dirs: Sequence[Path], executor: str, folder: Path | None,
+                 launcher: dict | None = None) -> dict[Path, dict]:
+    """Set every run pending before anything starts (no race with the job); returns the old
+    fields of the runs queued. A run that is done, or that a live process on this host trains
+    (another `run` command got there first), is left out. ``launcher``: the process that will
+    start the runs (inline/debug: this one), recorded so that a dead launcher is noticed."""
     previous = {}
     for run_dir in run_dirs:
         old = read_status(run_dir)
-        previous[run_dir] = {key: old.get(key) for key in QUEUE_FIELDS}
-        update_status(run_dir, state="pending", error=None, traceback=None, executor=executor, job_id=None,
-                      submitit_folder=str(folder) if folder else None, submitted=time.time())
+        fields = {key: old.get(key) for key in QUEUE_FIELDS}
+        if queue_run(run_dir, error=None, traceback=None, executor=executor, job_id=None,
+                     submitit_folder=str(folder) if folder else None, submitted=time.time(),
+                     job_host=None, job_pid=None, job_pid_start=None, job_boot_id=None,
+                     **(launcher or _NO_LAUNCHER)):
+            previous[run_dir] = fields
+        else:
+            log.warning("%s: left alone: it is done or another process trains it", run_dir)
     return previous
+
+
+# a submission without a launcher process of ours (slurm; local fills it in after the start)
+_NO_LAUNCHER = {"launcher_host": None, "launcher_pid": None, "launcher_pid_start": None, "launcher_boot_id": None}
+
+
+def _wait_for_others(run_dirs: Sequence[Path]) -> None:
+    """Runs another process trains: wait until it lets go of them (inline returns when all ended)."""
+    for run_dir in run_dirs:
+        if read_status(run_dir).get("state") not in FINISHED_STATES:
+            log.warning("%s: another process trains this run; waiting for it to end", run_dir)
+            wait_released(run_dir)
 
 
 def _restore(previous: dict[Path, dict]) -> None:
@@ -99,15 +120,18 @@ def _restore(previous: dict[Path, dict]) -> None:
 @register("inline")
 def run_inline(run_dirs: Sequence[Path], *, resources: dict, max_parallel: int | None, wait: bool,
                folder: Path) -> DispatchResult:
-    """One run after another in this process; a failure is recorded and the next run starts."""
-    _mark_queued(run_dirs, "inline", None)
-    handles = []
-    for run_dir in run_dirs:
+    """One run after another in this process; a failure is recorded and the next run starts.
+    A run another process trains is left to it, and waited for at the end."""
+    queued = _mark_queued(run_dirs, "inline", None, identity(prefix="launcher_"))
+    handles, elsewhere = [], [r for r in run_dirs if r not in queued]
+    for run_dir in queued:
         try:
-            RunJob(run_dir, progress=None, cancel_on_interrupt=False)()
+            if RunJob(run_dir, progress=None, cancel_on_interrupt=False)() is None:
+                elsewhere.append(run_dir)
         except Exception as err:  # recorded in status.json by the runner / RunJob
             log.warning("%s: failed: %s", run_dir, str(err).splitlines()[0] if str(err) else type(err).__name__)
         handles.append(RunHandle(run_dir, "inline", None))
+    _wait_for_others(elsewhere)
     return DispatchResult("inline", handles)
 
 
@@ -117,10 +141,10 @@ def run_debug(run_dirs: Sequence[Path], *, resources: dict, max_parallel: int | 
     """submitit's debug executor: runs in this process, one after another."""
     import submitit
 
-    _mark_queued(run_dirs, "debug", folder)
+    queued = _mark_queued(run_dirs, "debug", folder, identity(prefix="launcher_"))
     executor = submitit.AutoExecutor(folder=folder, cluster="debug")
     handles = []
-    for run_dir in run_dirs:
+    for run_dir in queued:
         job = executor.submit(RunJob(run_dir, progress=None, cancel_on_interrupt=False))
         update_status(run_dir, job_id=job.job_id)
         # exception() runs the job and returns its error; result() would open pdb on failure
@@ -128,6 +152,7 @@ def run_debug(run_dirs: Sequence[Path], *, resources: dict, max_parallel: int | 
         if error is not None:
             log.warning("%s: failed: %s", run_dir, str(error).splitlines()[0] if str(error) else type(error).__name__)
         handles.append(RunHandle(run_dir, "debug", job.job_id, job))
+    _wait_for_others(run_dirs)
     return DispatchResult("debug", handles, folder)
 
 
@@ -139,20 +164,20 @@ def run_local(run_dirs: Sequence[Path], *, resources: dict, max_parallel: int | 
     from lexilab.dispatch import pool
 
     slots = pool.make_slots(pool.visible_gpus(resources.get("visible_gpus")), max_parallel)
-    pool.write_plan(folder, run_dirs, slots, resources.get("time", pool.DEFAULT_TIMEOUT_MIN),
+    queued = list(_mark_queued(run_dirs, "local", folder, identity(prefix="launcher_") if wait else None))
+    pool.write_plan(folder, queued, slots, resources.get("time", pool.DEFAULT_TIMEOUT_MIN),
                     resources.get("setup", ()))
-    _mark_queued(run_dirs, "local", folder)
-    host = socket.gethostname()
-    if wait:
-        for run_dir in run_dirs:
-            update_status(run_dir, launcher_pid=os.getpid(), launcher_host=host)
+    if not queued:
+        launcher = None
+    elif wait:
         pool.run_pool(folder)
         launcher = None
     else:
         launcher = pool.start_detached(folder)
-        for run_dir in run_dirs:
-            update_status(run_dir, launcher_pid=launcher, launcher_host=host)
-    handles = [RunHandle(r, "local", read_status(r).get("job_id")) for r in run_dirs]
+        record = identity(launcher, "launcher_")
+        for run_dir in queued:
+            update_status(run_dir, **record)
+    handles = [RunHandle(r, "local", read_status(r).get("job_id")) for r in queued]
     return DispatchResult("local", handles, folder, launcher)
 
 
@@ -166,6 +191,9 @@ def run_slurm(run_dirs: Sequence[Path], *, resources: dict, max_parallel: int | 
     if max_parallel is not None:
         params["slurm_array_parallelism"] = max_parallel
     previous = _mark_queued(run_dirs, "slurm", folder)
+    run_dirs = list(previous)
+    if not run_dirs:
+        return DispatchResult("slurm", [], folder)
     try:
         jobs = slurm.submit(run_dirs, folder, ctor, params, make_job=RunJob)
     except LexilabError as error:

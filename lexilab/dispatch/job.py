@@ -11,8 +11,8 @@ A trainer that opts in (lexilab.dispatch.preemption) saves at the next step boun
 """
 from __future__ import annotations
 
+import logging
 import os
-import socket
 import time
 import traceback
 from pathlib import Path
@@ -20,8 +20,10 @@ from typing import Any
 
 from submitit.helpers import Checkpointable, DelayedSubmission
 
-from lexilab.runs import read_status, update_status
+from lexilab.claim import claim_run, identity
+from lexilab.runs import read_status, update_status, update_status_if
 
+log = logging.getLogger("lexilab.dispatch")
 CHECKPOINT = Path("checkpoints") / "last" / "state.pt"  # the trainer's full state (train/state.py)
 
 
@@ -39,29 +41,45 @@ class RunJob(Checkpointable):
 
     ``progress`` is passed to the runner (None: its default, from LEXILAB_PROGRESS).
     ``cancel_on_interrupt``: a KeyboardInterrupt (how submitit's local executor cancels a job)
-    marks the run cancelled.
+    marks the run cancelled. ``requeued``: this job is the resubmission that ``checkpoint()``
+    handed to submitit; it counts the requeue when it starts, because submitit calls
+    ``checkpoint()`` even when it then refuses to requeue (``max_requeues`` used up).
     """
 
     def __init__(self, run_dir: str | os.PathLike, progress: bool | None = False,
-                 cancel_on_interrupt: bool = True) -> None:
+                 cancel_on_interrupt: bool = True, requeued: bool = False) -> None:
         self.run_dir = str(run_dir)
         self.progress = progress
         self.cancel_on_interrupt = cancel_on_interrupt
+        self.requeued = requeued
 
-    def __call__(self) -> dict[str, Any]:
+    def __call__(self) -> dict[str, Any] | None:
+        from lexilab.runner import run_claimed
+
+        # the claim first: a job that finds another process training its run leaves it alone
+        # (a requeued attempt waits longer: the previous attempt's process may still be exiting)
+        with claim_run(self.run_dir, patience_s=30.0 if getattr(self, "requeued", False) else 0.5) as claimed:
+            if not claimed:
+                log.warning("%s: another process trains this run; this job leaves it alone", self.run_dir)
+                return None
+            return self._train(run_claimed)
+
+    def _train(self, run_claimed) -> dict[str, Any]:
+        if getattr(self, "requeued", False):  # pickles of older versions lack the attribute
+            update_status_if(self.run_dir, lambda status: {"requeues": int(status.get("requeues") or 0) + 1,
+                                                           "requeued": time.time()})
         # which device the scheduler gave us, and whether this attempt can resume from a
         # checkpoint (a requeued job should): `status` and the tests read them
         update_status(self.run_dir, cuda_visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES"),
-                      job_host=socket.gethostname(), job_pid=os.getpid(),
+                      **identity(prefix="job_"),
                       started_with_checkpoint=(Path(self.run_dir) / CHECKPOINT).exists())
         from submitit.core.job_environment import JobEnvironment
 
         from lexilab.dispatch import preemption
-        from lexilab.runner import run_in_dir
 
         deferrable = preemption.install(JobEnvironment._usr_sig())
         try:
-            return run_in_dir(self.run_dir, progress=self.progress)
+            return run_claimed(Path(self.run_dir).resolve(), progress=self.progress)
         except KeyboardInterrupt:
             if self.cancel_on_interrupt:
                 update_status(self.run_dir, state="cancelled", finished=time.time(),
@@ -75,10 +93,9 @@ class RunJob(Checkpointable):
                 preemption.uninstall()
 
     def checkpoint(self, *args: Any, **kwargs: Any) -> DelayedSubmission:
-        """Called by submitit on preemption/time limit: requeue the same run (it resumes exactly)."""
-        status = read_status(self.run_dir)
-        update_status(self.run_dir, requeues=int(status.get("requeues", 0)) + 1, requeued=time.time())
-        return DelayedSubmission(RunJob(self.run_dir, self.progress, self.cancel_on_interrupt))
+        """Called by submitit on preemption/time limit: requeue the same run (it resumes exactly).
+        Nothing is counted here: submitit may still decide not to requeue."""
+        return DelayedSubmission(RunJob(self.run_dir, self.progress, self.cancel_on_interrupt, requeued=True))
 
     def __repr__(self) -> str:
         return f"RunJob({self.run_dir!r})"

@@ -163,3 +163,39 @@ def test_update_status_rejects_unknown_states(tmp_path):
 
     with pytest.raises(ValueError):
         update_status(tmp_path, state="finished")
+
+
+def test_liveness_does_not_take_a_reused_pid_for_the_owner():
+    from lexilab.claim import identity
+
+    me = identity()
+    assert liveness({"state": "running", **me}) == "alive"
+    # same pid and host, another start time: the owner died and its pid went to a new process
+    assert liveness({"state": "running", **me, "pid_start": me["pid_start"] - 1}) == "dead"
+    assert liveness({"state": "running", **me, "boot_id": "another-boot"}) == "dead"
+    # queued by a live inline/local launcher: not taken for dead (a second `run` leaves it alone)
+    launcher = identity(prefix="launcher_")
+    assert liveness({"state": "pending", "executor": "inline", **launcher}) == "alive"
+    assert liveness({"state": "pending", "executor": "inline", **launcher, "launcher_pid": _dead_pid()}) == "dead"
+
+
+def test_a_garbage_status_json_is_reported_and_the_other_runs_go_on(cli, make_spec, tmp_path, monkeypatch):
+    import lexilab.dispatch
+
+    dispatched = []
+    monkeypatch.setattr(lexilab.dispatch, "dispatch", lambda run_dirs, executor, **kw: dispatched.append(run_dirs))
+    spec, results = make_spec(seeds=3), tmp_path / "results"
+    assert cli("run", spec, "--results", results, "--executor", "local")[0] == 0
+    garbage = results / "toy" / "base" / "seed-1" / "status.json"
+    garbage.write_text('{"state": "runn')  # cut short by another tool
+    update_status(results / "toy" / "base" / "seed-2", state="failed", error="boom")
+    code, out, err = cli("run", spec, "--results", results, "--executor", "local")
+    assert code == 0, err
+    lines = [line for line in out.splitlines() if str(garbage) in line]
+    assert len(lines) == 1 and "base/seed-1: unreadable:" in lines[0] and "JSONDecodeError" in lines[0]
+    # the others went on: seed-0 queued again (its job never ran), seed-2 retried
+    assert sorted(p.name for p in dispatched[-1]) == ["seed-0", "seed-2"]
+    assert garbage.read_text() == '{"state": "runn'  # left as it was
+    code, out, _ = cli("status", spec, "--results", results)
+    assert code == 0 and ["base", "pending", "unknown", "pending"] in [line.split() for line in out.splitlines()]
+    assert f"base/seed-1: {garbage}: unreadable (JSONDecodeError" in out
