@@ -28,10 +28,13 @@ $(STAMP): requirements.lock pyproject.toml
 	touch $(STAMP)
 
 # The quickstart study end to end: 3 arms x 3 seeds on CPU, then its report (table + figures).
+# Everything it writes goes under results/ (git-ignored): the committed paper/ files are never
+# touched, whatever this machine's numbers are (tests/project/test_demo.py checks every line).
+DEMO_OUT := results/report
 demo: venv
 	$(PY) -m lexilab run experiments/quickstart.yaml --seeds 3
 	$(PY) -m lexilab status quickstart
-	$(PY) -m lexilab report quickstart
+	$(PY) -m lexilab report quickstart --out $(DEMO_OUT)
 
 test: venv
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q

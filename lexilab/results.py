@@ -35,13 +35,15 @@ class Experiment:
 
     name: str
     root: Path                      # results/<name>
-    arms: list[str]                 # in spec order when a spec is known, else sorted
+    arms: list[str]                 # in spec order when a spec or grid is known, else sorted
     factors: dict[str, list[str]]   # factor -> levels (spec order)
     levels: dict[str, dict[str, str]] = field(default_factory=dict)  # arm -> factor -> level
-    spec: object | None = None      # lexilab.spec.Spec when known
+    spec: object | None = None      # lexilab.spec.Spec when one was passed in
     task_kinds: dict[str, str] = field(default_factory=dict)  # task -> seq2seq|multiclass|multilabel
     arm_tasks: dict[str, list[str]] = field(default_factory=dict)  # arm -> its tasks
     report_defaults: dict = field(default_factory=dict)  # the spec's `report:` (metrics, baseline)
+    expected_seeds: list[int] | None = None  # seeds the runs were planned with (None: unknown)
+    spec_path: Path | None = None   # the spec file given or recorded by the runs (may not load here)
 
     def factor_column(self, factor: str) -> str:
         """A factor's column name in the tables (prefixed when it clashes with a fixed column)."""
@@ -53,56 +55,112 @@ def results_root(results: str | os.PathLike | None = None) -> Path:
     return Path(results or os.environ.get("LEXILAB_RESULTS") or "results")
 
 
+def spec_name(path: str | os.PathLike) -> str:
+    """The experiment name of a spec file from its raw YAML (``name``, else the file stem),
+    without validating it: reading results must not need the spec's data."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as err:
+        raise LexilabError(f"{path}: cannot read the spec ({err.strerror})") from None
+    except yaml.YAMLError as err:
+        raise LexilabError(f"{path}: YAML syntax error: {str(err).splitlines()[0]}") from None
+    name = raw.get("name") if isinstance(raw, dict) else None
+    return name if isinstance(name, str) and name else path.stem
+
+
 def experiment(experiment_or_spec, results: str | os.PathLike | None = None) -> Experiment:
-    """Resolve a spec path, a spec object or an experiment name to an :class:`Experiment`."""
-    from lexilab.spec import Spec, load_spec
+    """Resolve a spec path, a spec object or an experiment name to an :class:`Experiment`.
+
+    The arms, their levels and the expected arm × seed grid come from what each run directory
+    recorded when it was written (config.yaml ``meta.grid``), so a spec path is read only for
+    its name: the report works from any directory, with or without the spec's data. A
+    :class:`~lexilab.spec.Spec` object adds its arms and order; runs written before the grid
+    was recorded fall back to the recorded spec when it still validates here."""
+    from lexilab.spec import Spec
 
     root = results_root(results)
-    spec = None
+    spec, spec_path = None, None
     if isinstance(experiment_or_spec, Spec):
-        spec = experiment_or_spec
+        spec, spec_path = experiment_or_spec, Path(experiment_or_spec.path)
     else:
         text = os.fspath(experiment_or_spec)
         if text.endswith((".yaml", ".yml")) or Path(text).is_file():
-            spec = load_spec(text)
-    name = spec.name if spec is not None else os.fspath(experiment_or_spec)
+            spec_path = Path(text)
+    name = spec.name if spec is not None else spec_name(spec_path) if spec_path else os.fspath(experiment_or_spec)
     exp_dir = root / name
     if not exp_dir.is_dir():
         known = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")) if root.is_dir() else []
         hint = f"; experiments there: {', '.join(known)}" if known else f"; nothing under {root} (run it first)"
         raise LexilabError(f"{exp_dir}: no results for experiment {name!r}{hint}")
-    raw = {}
-    if spec is None:
-        spec, raw = _spec_from_runs(exp_dir)
-    exp = Experiment(name=name, root=exp_dir, arms=[], factors={}, spec=spec)
-    if spec is not None:
-        exp.arms = list(spec.arm_names)
-        exp.factors = {f: list(levels) for f, levels in spec.factors.items()}
-        exp.levels = {arm.name: dict(arm.levels) for arm in spec.arms}
-        exp.report_defaults = dict(spec.report or {})
-        for arm in spec.arms:
+    found = scan_experiment(exp_dir)
+    metas = {key: _read_config(info.path) for key, info in found.items()}
+    exp = Experiment(name=name, root=exp_dir, arms=[], factors={}, spec=spec, spec_path=spec_path)
+    grids = [meta["grid"] for meta, _config in _newest_first(metas, found) if isinstance(meta.get("grid"), dict)]
+    if spec is None and not grids:  # runs written before the grid was recorded
+        spec, raw = _spec_from_runs(exp_dir, metas, spec_path)
+        exp.spec = spec
+        if raw:  # the spec no longer validates here (e.g. another data root): keep its order and report
+            factors = raw.get("factors") if isinstance(raw.get("factors"), dict) else {}
+            exp.factors = {str(f): [str(level) for level in levels] for f, levels in factors.items()
+                           if isinstance(levels, dict)}
+            exp.report_defaults = raw.get("report") if isinstance(raw.get("report"), dict) else {}
+    if exp.spec is not None:
+        exp.arms = list(exp.spec.arm_names)
+        exp.factors = {f: list(levels) for f, levels in exp.spec.factors.items()}
+        exp.levels = {arm.name: dict(arm.levels) for arm in exp.spec.arms}
+        exp.report_defaults = dict(exp.spec.report or {})
+        exp.expected_seeds = list(exp.spec.seeds) if not found else None
+        for arm in exp.spec.arms:
             _note_tasks(exp, arm.name, arm.config.get("tasks") or {})
-    elif raw:  # the spec no longer validates here (e.g. another data root): keep its order and report
-        factors = raw.get("factors") if isinstance(raw.get("factors"), dict) else {}
-        exp.factors = {str(f): [str(level) for level in levels] for f, levels in factors.items()
-                       if isinstance(levels, dict)}
-        exp.report_defaults = raw.get("report") if isinstance(raw.get("report"), dict) else {}
-    for (arm, _seed), info in sorted(scan_experiment(exp_dir).items()):
-        if arm in exp.levels and arm in exp.arm_tasks:
-            continue
-        meta, config = _read_config(info.path)
+    for grid in grids:
+        _add_grid(exp, grid)
+    recorded = next((meta for meta, _config in _newest_first(metas, found) if isinstance(meta.get("report"), dict)), None)
+    if recorded is not None and spec is None:
+        exp.report_defaults = dict(recorded["report"])
+    if exp.spec_path is None:
+        exp.spec_path = next((Path(m["spec"]) for m, _c in _newest_first(metas, found) if m.get("spec")), None)
+    for (arm, _seed), info in sorted(found.items()):
+        meta, config = metas[(arm, _seed)]
         exp.levels.setdefault(arm, dict(meta.get("levels") or {}))
-        for factor, level in exp.levels[arm].items():
-            exp.factors.setdefault(factor, [])
-            if level not in exp.factors[factor]:
-                exp.factors[factor].append(level)
-        _note_tasks(exp, arm, config.get("tasks") or {})
+        _add_levels(exp, exp.levels[arm])
+        if arm not in exp.arm_tasks:
+            _note_tasks(exp, arm, config.get("tasks") or {})
         if arm not in exp.arms:
             exp.arms.append(arm)
-    if spec is None:  # spec order of levels, then name
+    if exp.spec is None and not grids:  # spec order of levels, then name
         rank = {f: {level: i for i, level in enumerate(levels)} for f, levels in exp.factors.items()}
         exp.arms.sort(key=lambda a: ([rank[f].get(exp.levels.get(a, {}).get(f), len(rank[f])) for f in rank], a))
     return exp
+
+
+def _newest_first(metas: dict, found: dict) -> list[tuple[dict, dict]]:
+    """(meta, config) of every run, the most recently written config.yaml first."""
+    def written(key):
+        try:
+            return (found[key].path / "config.yaml").stat().st_mtime_ns
+        except OSError:
+            return 0
+    return [metas[key] for key in sorted(metas, key=lambda k: (-written(k), k))]
+
+
+def _add_grid(exp: Experiment, grid: dict) -> None:
+    """Merge one run's recorded grid (``{"arms": {arm: levels}, "seeds": [...]}``)."""
+    arms = grid.get("arms") if isinstance(grid.get("arms"), dict) else {}
+    for arm, levels in arms.items():
+        if arm not in exp.arms:
+            exp.arms.append(arm)
+        exp.levels.setdefault(arm, {str(f): str(v) for f, v in (levels or {}).items()})
+        _add_levels(exp, exp.levels[arm])
+    seeds = [int(s) for s in grid.get("seeds") or [] if isinstance(s, int)]
+    exp.expected_seeds = sorted(set(exp.expected_seeds or []) | set(seeds))
+
+
+def _add_levels(exp: Experiment, levels: dict) -> None:
+    for factor, level in levels.items():
+        exp.factors.setdefault(factor, [])
+        if level not in exp.factors[factor]:
+            exp.factors[factor].append(level)
 
 
 def _note_tasks(exp: Experiment, arm: str, tasks: dict) -> None:
@@ -121,13 +179,15 @@ def _read_config(run_dir: Path) -> tuple[dict, dict]:
     return document.get("meta") or {}, {k: v for k, v in document.items() if k not in ("meta", "config_hash")}
 
 
-def _spec_from_runs(exp_dir: Path):
-    """(spec, raw YAML) of the spec the runs were written from (config.yaml meta.spec): the
-    validated spec when it still loads, else None and its raw mapping, else (None, {})."""
+def _spec_from_runs(exp_dir: Path, metas: dict, given: Path | None = None):
+    """(spec, raw YAML) of the spec given or the one the runs were written from (config.yaml
+    meta.spec): the validated spec when it still loads, else None and its raw mapping, else
+    (None, {})."""
     from lexilab.spec import load_spec
 
-    for info in scan_experiment(exp_dir).values():
-        path = (_read_config(info.path)[0] or {}).get("spec")
+    paths = [given] if given is not None else []
+    paths += [(meta or {}).get("spec") for meta, _config in metas.values()]
+    for path in paths:
         if not path or not Path(path).is_file():
             continue
         try:
@@ -150,15 +210,15 @@ def _run_columns(exp: Experiment, arm: str) -> dict:
 
 def runs(experiment_or_spec, results: str | os.PathLike | None = None) -> pd.DataFrame:
     """One row per run: experiment, arm, factor columns, seed, state, run_id (config hash),
-    error, path. Runs the spec expects without a directory have state ``missing``: the arms
-    of the spec × the seeds found anywhere in the experiment (the spec's seeds if none)."""
+    error, path. Runs that were planned but have no directory have state ``missing``: every
+    arm of the recorded grid × the recorded seeds and every seed found in the experiment."""
     exp = experiment_or_spec if isinstance(experiment_or_spec, Experiment) else experiment(experiment_or_spec, results)
     found = scan_experiment(exp.root)
-    seeds = sorted({seed for _arm, seed in found}) or (list(exp.spec.seeds) if exp.spec is not None else [])
     rows = []
     keys = set(found)
-    if exp.spec is not None:
-        keys |= {(arm, seed) for arm in exp.spec.arm_names for seed in seeds}
+    if exp.expected_seeds is not None or exp.spec is not None:
+        seeds = sorted(set(exp.expected_seeds or []) | {seed for _arm, seed in found})
+        keys |= {(arm, seed) for arm in exp.arms for seed in seeds}
     order = {arm: i for i, arm in enumerate(exp.arms)}
     for arm, seed in sorted(keys, key=lambda k: (order.get(k[0], len(order)), k[0], k[1])):
         info = found.get((arm, seed))

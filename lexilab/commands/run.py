@@ -121,6 +121,9 @@ def _run(args) -> int:
         print("\ndry run: nothing written or submitted")
         return 0
     todo = []
+    # what the report needs without re-loading the spec (whose data paths may not resolve there):
+    # the whole planned arm × seed grid and the pre-registered report block
+    grid = {"arms": {arm.name: dict(arm.levels) for arm in spec.arms}, "seeds": sorted({r.seed for r in runs})}
     for action in actions:
         run = action.run
         if action.kind == "changed":
@@ -129,7 +132,7 @@ def _run(args) -> int:
                   f"old run kept in {moved}", file=sys.stderr)
         if action.kind in ("new", "changed"):
             meta = {"experiment": spec.name, "arm": run.arm, "levels": run.levels, "seed": run.seed,
-                    "spec": str(Path(args.spec).resolve())}
+                    "spec": str(Path(args.spec).resolve()), "grid": grid, "report": spec.report}
             write_run(action.path, run.config, meta, run.config_hash)
             todo.append(action)
         elif action.kind == "retry":

@@ -1,9 +1,9 @@
 """Paper figures of an experiment, as PDF (vector, deterministic bytes) and PNG.
 
     <exp>-metrics        each metric per arm: mean with 95% CI and one dot per seed
-    <exp>-forest         differences vs the baseline with CIs, adjusted p-values
+    <exp>-forest         differences vs the baseline (the table's Δ) with CIs, adjusted p-values
     <exp>-gradcos        gradient cosine between tasks over training (gradcos.jsonl)
-    <exp>-curves         training loss per task and validation loss over steps (history.jsonl)
+    <exp>-curves         training and validation loss per task over examples of it seen (history.jsonl)
     <exp>-perclass-f1-<task>   per-class F1 of a multi-label task per arm (metrics_details.json)
     <exp>-domain-rouge   ROUGE per domain of a seq2seq task per arm
 
@@ -25,9 +25,10 @@ from matplotlib.ticker import MaxNLocator
 
 from lexilab import stats
 from lexilab.io import atomic_write_bytes
-from lexilab.report.compare import Report
+from lexilab.report.compare import TESTS as TESTS_TEXT
+from lexilab.report.compare import Report, lower_is_better
 from lexilab.report.tables import metric_label
-from lexilab.report.terminal import fmt_p
+from lexilab.report.terminal import CORRECTION_NAMES, fmt_p
 
 # Okabe & Ito (2008) colour-blind-safe palette; yellow last (weak on white)
 PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#000000", "#F0E442"]
@@ -79,55 +80,100 @@ def _grid(n: int, width: float = 3.0, height: float = 2.6, max_cols: int = 3):
 
 
 def metrics_figure(report: Report, colors: dict[str, str]) -> Figure:
+    """Each metric per arm: one dot per seed, a grey line joining each seed across the arms
+    (the pairing the paired tests use), and the mean with its 95% CI beside the dots."""
     fig, axes = _grid(len(report.metrics))
+    all_seeds = sorted({int(s) for seeds in report.summary["seeds"] for s in seeds}) if len(report.summary) else []
+    offset = {s: o for s, o in zip(all_seeds, np.linspace(-0.2, 0.04, len(all_seeds)) if len(all_seeds) > 1
+                                   else np.full(len(all_seeds), -0.08))}
     for ax, metric in zip(axes, report.metrics):
-        rows = report.summary[report.summary["metric"] == metric]
+        rows = report.summary[report.summary["metric"] == metric].reset_index(drop=True)
+        by_seed: dict[int, list[tuple[float, float]]] = {}
         for x, row in enumerate(rows.itertuples()):
+            seeds = [int(s) for s in row.seeds]
             values = np.asarray(row.values, dtype=float)
-            offsets = np.linspace(-0.18, 0.18, len(values)) if len(values) > 1 else np.zeros(1)
-            ax.scatter(x + offsets - 0.12, values, s=12, color=colors[row.arm], alpha=0.55, linewidths=0, zorder=2)
+            xs = np.array([x + offset[s] for s in seeds])
+            ax.scatter(xs, values, s=12, color=colors[row.arm], alpha=0.6, linewidths=0, zorder=3)
+            for seed, px, value in zip(seeds, xs, values):
+                by_seed.setdefault(seed, []).append((px, value))
             if math.isfinite(row.low):
-                ax.errorbar(x + 0.18, row.mean, yerr=[[row.mean - row.low], [row.high - row.mean]], fmt="o",
-                            color=colors[row.arm], markersize=5, capsize=3, zorder=3)
+                ax.errorbar(x + 0.2, row.mean, yerr=[[row.mean - row.low], [row.high - row.mean]], fmt="o",
+                            color=colors[row.arm], markersize=5, capsize=3, zorder=4)
             else:
-                ax.plot(x + 0.18, row.mean, "o", color=colors[row.arm], markersize=5, zorder=3)
+                ax.plot(x + 0.2, row.mean, "o", color=colors[row.arm], markersize=5, zorder=4)
+        for seed, points in sorted(by_seed.items()):
+            if len(points) > 1:
+                px, py = zip(*points)
+                ax.plot(px, py, color="0.6", linewidth=0.7, alpha=0.8, zorder=2, gid=f"seed-{seed}")
         ax.set_xticks(range(len(rows)), list(rows["arm"]), rotation=30, ha="right")
         ax.set_ylabel(value_label(metric))
         ax.set_title(metric_label(metric))
         ax.grid(axis="y", alpha=0.3)
     ci = "t-interval" if report.ci == "t" else "bootstrap"
     handles = [Line2D([], [], marker="o", color="0.3", linestyle="-", label=f"mean, 95% CI ({ci})"),
-               Line2D([], [], marker="o", color="0.3", alpha=0.55, linestyle="", markersize=4, label="one seed")]
-    fig.legend(handles=handles, loc="outside lower center", ncols=2, frameon=False)
+               Line2D([], [], marker="o", color="0.3", alpha=0.6, linestyle="", markersize=4, label="one seed"),
+               Line2D([], [], color="0.6", linewidth=0.7, label="same seed across arms")]
+    fig.legend(handles=handles, loc="outside lower center", ncols=3, frameon=False)
     return fig
 
 
+def _interval_text(comps: pd.DataFrame) -> str:
+    """The interval method of the comparisons and their n, in words (for the caption)."""
+    parts = []
+    for (method, design), rows in comps.groupby(["ci_method", "design"], sort=False):
+        ns = sorted({int(n) for n in rows["n"]}) if "n" in rows else []
+        n = f"n = {ns[0]}" if len(ns) == 1 else f"n = {ns[0]}–{ns[-1]}" if ns else ""
+        what = "seed differences" if design == "paired" else "seeds per arm, unpaired"
+        if "item" in str(method):
+            what = "test items within seeds"
+        parts.append(f"{method} over {what}" + (f", {n}" if n and "item" not in str(method) else ""))
+    return "; ".join(parts)
+
+
 def forest_figure(report: Report, colors: dict[str, str]) -> Figure | None:
+    """Differences from the baseline (arm − baseline, the table's Δ) with their 95% CIs. Panels
+    share one x-scale when every metric has the same unit; otherwise the title says they do not."""
     comps = report.comparisons
     if comps.empty:
         return None
     metrics = [m for m in report.metrics if m in set(comps["metric"])]
-    fig, axes = _grid(len(metrics), width=3.6, height=0.55 * max(comps.groupby("metric").size()) + 1.2)
+    fig, axes = _grid(len(metrics), width=3.6, height=0.55 * max(comps.groupby("metric").size()) + 1.3)
+    bounded = {m: m.split("/", 1)[-1].startswith(BOUNDED) for m in metrics}
+    shared = len(set(bounded.values())) == 1 and len(metrics) > 1
+    finite = comps[np.isfinite(comps["low"]) & np.isfinite(comps["high"]) & comps["metric"].isin(metrics)]
+    lo = min([0.0, *finite["low"], *comps["diff"].dropna()])
+    hi = max([0.0, *finite["high"], *comps["diff"].dropna()])
+    pad = 0.06 * (hi - lo or 1.0)
     for ax, metric in zip(axes, metrics):
         rows = comps[comps["metric"] == metric].reset_index(drop=True)
         for y, row in enumerate(rows.itertuples()):
             ok = math.isfinite(row.low) and math.isfinite(row.high)
             ax.errorbar(row.diff, y, xerr=[[row.diff - row.low], [row.high - row.diff]] if ok else None,
                         fmt="s" if row.design == "paired" else "D", color=colors[row.arm], capsize=3, markersize=5)
-            ax.annotate(f"p_adj={fmt_p(row.p_adj)}{row.marker}", (1.0, y), xycoords=("axes fraction", "data"),
+            ax.annotate(f"p = {fmt_p(row.p_adj)}{row.marker}", (1.0, y), xycoords=("axes fraction", "data"),
                         xytext=(4, 0), textcoords="offset points", va="center", fontsize=7)
         ax.axvline(0, color="0.4", linewidth=0.8, linestyle="--")
         ax.set_yticks(range(len(rows)), list(rows["arm"]))
         ax.set_ylim(-0.7, len(rows) - 0.3)
         ax.invert_yaxis()
-        unit = " (0–1 scale)" if metric.split("/", 1)[-1].startswith(BOUNDED) else ""
-        ax.set_xlabel(f"arm − {rows['baseline'].iloc[0]}{unit}")
+        if shared:
+            ax.set_xlim(lo - pad, hi + pad)
+        unit = ", 0–1 scale" if bounded[metric] else ""
+        better = "left" if lower_is_better(metric) else "right"
+        ax.set_xlabel(f"Δ = arm − {rows['baseline'].iloc[0]} ({better} is better{unit})")
         ax.xaxis.set_major_locator(MaxNLocator(5))
         ax.set_title(metric_label(metric))
         ax.grid(axis="x", alpha=0.3)
-    shapes = "square: paired over seeds; diamond: unpaired" if (comps["design"] != "paired").any() else "paired over seeds"
-    fig.suptitle(f"Difference from the baseline: mean, 95% CI ({shapes}); p_adj: {report.correction}-adjusted",
-                 fontsize=8)
+    shapes = "; square: paired, diamond: unpaired" if (comps["design"] != "paired").any() else ""
+    n = len(comps)
+    scale = ("one x-scale for all panels" if shared else
+             "" if len(metrics) == 1 else "x-scales DIFFER between panels (metrics in different units)")
+    lines = [f"Difference from the baseline: mean and 95% CI ({_interval_text(comps)}){shapes}",
+             f"p: {TESTS_TEXT.get(report.test, report.test)}, " + (
+                 f"unadjusted ({n} comparison{'s' * (n != 1)})" if report.correction == "none" else
+                 f"{CORRECTION_NAMES[report.correction]}-adjusted over {n} comparison{'s' * (n != 1)}")
+             + (f"; {scale}" if scale else "")]
+    fig.suptitle("\n".join(lines), fontsize=7)
     return fig
 
 
@@ -156,33 +202,64 @@ def gradcos_figure(gradcos: pd.DataFrame, colors: dict[str, str], group: str = "
     return fig
 
 
-def curves_figure(history: pd.DataFrame, colors: dict[str, str], smooth: int = 5) -> Figure | None:
-    if history.empty:
-        return None
+def _run_curves(history: pd.DataFrame, task: str, smooth: int):
+    """Per run (arm, seed): the training curve of ``task`` against examples of it seen so far
+    (moving mean of ``smooth`` logged steps) and its validation points, or None when absent."""
     train = history[history["split"].isna()] if "split" in history else history
     val = history[history["split"] == "val"] if "split" in history else history.iloc[0:0]
+    x_column = f"examples_seen/{task}"
+    for (arm, seed), rows in train[train[f"loss/{task}"].notna()].groupby(["arm", "seed"], sort=False):
+        rows = rows.sort_values("step")
+        if x_column in rows and rows[x_column].notna().all():
+            x = rows[x_column].to_numpy(dtype=float)
+        else:
+            x = None  # history written before budgets were logged: no examples axis
+        y = rows[f"loss/{task}"].rolling(smooth, min_periods=1).mean().to_numpy()
+        column = f"val_loss/{task}"
+        v = val[(val["arm"] == arm) & (val["seed"] == seed)] if column in val else val.iloc[0:0]
+        v = v[v[column].notna()] if column in v else v
+        vx = None
+        if x is not None and not v.empty:  # a validation step → the examples seen by then
+            everything = train[(train["arm"] == arm) & (train["seed"] == seed)].sort_values("step")
+            vx = np.interp(v["step"].to_numpy(dtype=float), everything["step"].to_numpy(dtype=float),
+                           everything[x_column].ffill().fillna(0).to_numpy(dtype=float))
+        yield arm, seed, x, y, vx, (v[column].to_numpy(dtype=float) if not v.empty else None)
+
+
+def curves_figure(history: pd.DataFrame, colors: dict[str, str], smooth: int = 5) -> Figure | None:
+    """Training loss of each task against the examples of that task seen so far (so arms that
+    split their steps between tasks differently stay comparable): per arm the mean over seeds,
+    a band from the lowest to the highest seed, and validation loss (dashed)."""
+    if history.empty:
+        return None
     tasks = sorted(c.split("/", 1)[1] for c in history.columns if c.startswith("loss/"))
     if not tasks:
         return None
     fig, axes = _grid(len(tasks), width=3.4)
     for ax, task in zip(axes, tasks):
-        for arm in [x for x in colors if x in set(history["arm"])]:
-            rows = train[(train["arm"] == arm) & train[f"loss/{task}"].notna()]
-            if not rows.empty:
-                curve = rows.groupby("step")[f"loss/{task}"].mean().rolling(smooth, min_periods=1).mean()
-                ax.plot(curve.index, curve.to_numpy(), color=colors[arm], linewidth=1.2, label=f"{arm} (train)")
-            column = f"val_loss/{task}"
-            if column in val:
-                v = val[(val["arm"] == arm) & val[column].notna()].groupby("step")[column].mean()
-                if not v.empty:
-                    ax.plot(v.index, v.to_numpy(), color=colors[arm], linestyle="--", marker="o", markersize=3,
-                            linewidth=1.0, label=f"{arm} (val)")
-        ax.set_xlabel("training step")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        curves = list(_run_curves(history, task, smooth))
+        by_examples = all(c[2] is not None for c in curves)
+        for arm in [a for a in colors if any(c[0] == a for c in curves)]:
+            mine = [c for c in curves if c[0] == arm]
+            xs = [c[2] if by_examples else np.arange(1, len(c[3]) + 1, dtype=float) for c in mine]
+            grid = np.unique(np.concatenate(xs))
+            grid = grid[(grid >= max(x[0] for x in xs)) & (grid <= min(x[-1] for x in xs))]
+            ys = np.array([np.interp(grid, x, c[3]) for x, c in zip(xs, mine)])
+            ax.plot(grid, ys.mean(axis=0), color=colors[arm], linewidth=1.2, label=f"{arm} (train)")
+            if len(mine) > 1:
+                ax.fill_between(grid, ys.min(axis=0), ys.max(axis=0), color=colors[arm], alpha=0.18, linewidth=0)
+            val = [(c[4], c[5]) for c in mine if c[4] is not None and c[5] is not None]
+            if val:
+                vx = np.unique(np.concatenate([v[0] for v in val]))
+                vy = np.array([np.interp(vx, v[0], v[1]) for v in val]).mean(axis=0)
+                ax.plot(vx, vy, color=colors[arm], linestyle="--", marker="o", markersize=3, linewidth=1.0,
+                        label=f"{arm} (val)")
+        ax.set_xlabel(f"{task} training examples seen" if by_examples else "training records (no example counts)")
+        ax.xaxis.set_major_locator(MaxNLocator(5, integer=True))
         ax.set_ylabel("loss (cross-entropy, nats)")
         ax.set_title(f"{task}")
-        ax.legend(frameon=False, fontsize=7, title=f"solid: train, moving mean of {smooth} logged steps;\n"
-                  "dashed: validation; both mean over seeds", title_fontsize=6)
+        ax.legend(frameon=False, fontsize=7, title=f"solid: train, moving mean of {smooth} logged steps, band: "
+                  "seed range;\ndashed: validation; lines: mean over seeds", title_fontsize=6)
     return fig
 
 

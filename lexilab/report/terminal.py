@@ -34,8 +34,9 @@ def ci_text(report: Report) -> str:
     return " / ".join(methods) or "none"
 
 
-def render(report: Report) -> str:
-    """The whole report: header, table, Δm, notes and the legend."""
+def render(report: Report, extra: list[str] = ()) -> str:
+    """The whole report: header, table, Δm, ``extra`` blocks (e.g. the compute budget), the
+    legend and the notes."""
     lines = [f"{report.experiment.name} — split {report.split} — {seeds_text(report)} — "
              f"mean [95% CI: {ci_text(report)} across seeds]"]
     headers = ["arm"]
@@ -71,6 +72,8 @@ def render(report: Report) -> str:
         for r in report.delta_m.itertuples():
             lines.append(f"  {r.arm}: {fmt(r.delta_m, 2, sign=True)}% [{fmt(r.low, 2, sign=True)}, "
                          f"{fmt(r.high, 2, sign=True)}] over {', '.join(r.metrics)} — {r.method}")
+    if extra:
+        lines += ["", *extra]
     lines += ["", legend(report)]
     lines += [f"note: {n}" for n in report.notes]
     return "\n".join(lines)

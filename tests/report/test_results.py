@@ -85,3 +85,42 @@ def test_records_history_and_gradcos(tmp_path, make):
     assert history["step"].tolist() == [1, 2] and set(history["arm"]) == {"base"}
     assert results.load_gradcos("e", results=root)["cosine"].tolist() == [-0.2]
     assert results.load_records("e", results=root, task="missing").empty
+
+
+def test_report_from_another_directory_lists_missing_and_failed_runs(tiny_results, tmp_path, monkeypatch):
+    """The expected arm × seed grid comes from what the runs recorded, so `report SPEC` works
+    where the spec's relative data root (../shared/data) does not resolve, and still names the
+    run that never happened and the one that failed."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    from lexilab.runs import update_status
+    from lexilab.spec import SpecError, load_spec
+
+    from .conftest import TINY_SPEC
+
+    root = tmp_path / "results"
+    shutil.copytree(tiny_results, root, ignore=shutil.ignore_patterns("checkpoints", "predictions"))
+    shutil.rmtree(root / "tiny" / "labels_only" / "seed-2")  # never ran
+    update_status(root / "tiny" / "keywords_only" / "seed-1", state="failed", error="RuntimeError: boom")
+    elsewhere = tmp_path / "a" / "b"
+    elsewhere.mkdir(parents=True)
+    monkeypatch.chdir(elsewhere)
+    monkeypatch.delenv("LEXILAB_DATA", raising=False)
+    with pytest.raises(SpecError, match="tokenizer"):  # the spec itself does not validate here
+        load_spec(TINY_SPEC)
+    table = results.runs(TINY_SPEC, results=root).set_index(["arm", "seed"])
+    assert table.loc[("labels_only", 2), "state"] == "missing" and table.loc[("keywords_only", 1), "state"] == "failed"
+    assert len(table) == 12
+    env = {k: v for k, v in os.environ.items() if k != "LEXILAB_DATA"}
+    proc = subprocess.run([sys.executable, "-m", "lexilab", "report", str(TINY_SPEC), "--results", str(root),
+                           "--out", str(tmp_path / "out"), "--no-figures", "--resamples", "200"],
+                          cwd=elsewhere, env={**env, "HF_HUB_OFFLINE": "1"}, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    note = next(line for line in proc.stdout.splitlines() if line.startswith("note: not finished"))
+    assert "1 missing" in note and "1 failed" in note
+    assert "labels_only/seed-2" in note and "keywords_only/seed-1" in note
+    assert (tmp_path / "out" / "tables" / "tiny.tex").is_file()
+    assert "skipped tiny-setup" in proc.stdout  # the setup table alone needs the spec to validate

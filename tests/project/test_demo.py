@@ -1,0 +1,40 @@
+"""`make demo` writes only git-ignored files: its numbers differ from machine to machine, so it
+must never rewrite a committed file (paper/figures/quickstart-*, paper/tables/quickstart.tex)."""
+from __future__ import annotations
+
+import shlex
+import shutil
+import subprocess
+
+import pytest
+
+# lexilab subcommand → (the option naming where it writes, its default); None: writes nothing
+WRITES = {"run": ("--results", "results"), "report": ("--out", "paper"), "paper": ("--out", "paper"),
+          "sweep": ("--results", "results"), "status": None, "predict": None, "data": None}
+
+
+def demo_commands(repo_root) -> list[list[str]]:
+    """The lexilab command lines of the demo recipe, as make would run them (dry run)."""
+    proc = subprocess.run(["make", "-n", "--no-print-directory", "demo"], cwd=repo_root, capture_output=True,
+                          text=True, check=True)
+    lines = [shlex.split(line) for line in proc.stdout.splitlines() if " -m lexilab " in line]
+    return [words[words.index("lexilab") + 1:] for words in lines]
+
+
+def ignored(repo_root, path: str) -> bool:
+    probe = f"{path.rstrip('/')}/figures/x.png"  # a file the command would write there
+    return subprocess.run(["git", "check-ignore", "-q", probe], cwd=repo_root).returncode == 0
+
+
+@pytest.mark.skipif(shutil.which("make") is None or shutil.which("git") is None, reason="needs make and git")
+def test_every_demo_command_writes_only_ignored_paths(repo_root):
+    commands = demo_commands(repo_root)
+    assert [c[0] for c in commands][:3] == ["run", "status", "report"]
+    for words in commands:
+        assert words[0] in WRITES, f"make demo runs `lexilab {words[0]}`: add what it writes to WRITES"
+        if WRITES[words[0]] is None:
+            continue
+        option, default = WRITES[words[0]]
+        target = words[words.index(option) + 1] if option in words else default
+        assert ignored(repo_root, target), f"`lexilab {' '.join(words)}` writes to {target}, which git tracks"
+    assert not ignored(repo_root, "paper")  # the check can fail: the paper's folder is tracked
