@@ -138,8 +138,12 @@ class Driver:
 
     # ------------------------------------------------------------------ one trial
     def point(self, frozen, trial=None) -> tuple[dict, dict | None]:
-        """The trial's values: suggested now (a new trial) or read back from the study."""
-        if trial is not None and not frozen.params:
+        """The trial's values: suggested now (a new trial, or one whose driver was killed before its
+        runs were written: a parameter suggested already keeps its value) or read back."""
+        if RUN_DIRS_ATTR not in frozen.user_attrs:
+            import optuna
+
+            trial = trial or optuna.trial.Trial(self.study, frozen._trial_id)
             return space.suggest(trial, self.search.params, self.search.task_weights)
         values = {p.key: frozen.params[p.key] for p in self.search.params if p.key in frozen.params}
         weights = None
@@ -273,6 +277,9 @@ class Driver:
 
 def counted_trials(trials) -> int:
     """Trials that count towards the total: all but failed ones Optuna has retried (a retry is a
-    new trial with system attribute ``failed_trial`` naming the one it replaces)."""
+    new trial with system attribute ``failed_trial`` naming the one it replaces) and waiting ones."""
+    from optuna.trial import TrialState
+
     retried = {t.system_attrs.get("failed_trial") for t in trials} - {None}
-    return sum(1 for t in trials if t.number not in retried)
+    # a WAITING trial (enqueued, or a retry) is counted when the driver asks for it
+    return sum(1 for t in trials if t.number not in retried and t.state != TrialState.WAITING)

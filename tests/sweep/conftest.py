@@ -40,6 +40,12 @@ def tiny_base(data_root: Path, max_steps: int = 4) -> dict:
 
 
 @pytest.fixture
+def make_base(shared_data):
+    """make_base(max_steps=4) -> a fresh tiny two-task run config (the base of a sweep spec)."""
+    return lambda max_steps=4: tiny_base(shared_data, max_steps)
+
+
+@pytest.fixture
 def sweep_spec(tmp_path, shared_data):
     """sweep_spec(search=..., name=..., base=..., filename=...) -> Path of a written sweep spec."""
 
