@@ -423,7 +423,13 @@ def _attribute(problem: Problem, touched: list[tuple[str, str]]) -> tuple[str, s
     return "base", problem.path
 
 
+REPORT_KEYS = ("metrics", "baseline", "family", "test", "ci", "correction", "alpha", "confidence")
+
+
 def _read_report(value: Any, spec: Spec, report: _Report) -> dict:
+    """The spec's ``report:`` block: what to report and the analysis, fixed before the data
+    exist (pre-registration). Only the analysis keys the spec names are returned; the report
+    fills in its defaults and flags command-line overrides as deviations."""
     from lexilab.metrics import METRICS, is_known_metric
 
     if value is None:
@@ -432,23 +438,28 @@ def _read_report(value: Any, spec: Spec, report: _Report) -> dict:
         report.add("report", f"expected a mapping {{metrics: [task/metric, ...], baseline: ARM}}, found {value!r}")
         return {}
     for key in value:
-        if key not in ("metrics", "baseline"):
-            report.add(f"report.{key}", f"unknown key{did_you_mean(key, ('metrics', 'baseline'))}; allowed: metrics, baseline")
-    metrics = value.get("metrics", [])
+        if key not in REPORT_KEYS:
+            report.add(f"report.{key}", f"unknown key{did_you_mean(key, REPORT_KEYS)}; allowed: {', '.join(REPORT_KEYS)}")
     tasks = {t for arm in spec.arms for t in arm.config.get("tasks", {})}
-    if not isinstance(metrics, list) or not all(isinstance(m, str) for m in metrics):
-        report.add("report.metrics", f"expected a list of task/metric names, found {metrics!r}")
-        metrics = []
     kinds = {t: b["kind"] for arm in spec.arms for t, b in arm.config.get("tasks", {}).items()}
-    for index, metric in enumerate(metrics):
-        task, _, name = metric.partition("/")
-        if task not in tasks:
-            report.add(f"report.metrics.{index}", f"{metric!r}: expected task/metric with a task of the spec"
-                       f"{did_you_mean(task, tasks)}; tasks: {', '.join(sorted(tasks))}")
-        elif not is_known_metric(kinds[task], name):
-            known = METRICS.get(kinds[task], ())
-            report.add(f"report.metrics.{index}", f"{name!r} is not a {kinds[task]} metric"
-                       f"{did_you_mean(name, known)}; known: {', '.join(known)}")
+
+    def metric_list(key: str) -> list:
+        metrics = value.get(key, [])
+        if not isinstance(metrics, list) or not all(isinstance(m, str) for m in metrics):
+            report.add(f"report.{key}", f"expected a list of task/metric names, found {metrics!r}")
+            return []
+        for index, metric in enumerate(metrics):
+            task, _, name = metric.partition("/")
+            if task not in tasks:
+                report.add(f"report.{key}.{index}", f"{metric!r}: expected task/metric with a task of the spec"
+                           f"{did_you_mean(task, tasks)}; tasks: {', '.join(sorted(tasks))}")
+            elif not is_known_metric(kinds[task], name):
+                known = METRICS.get(kinds[task], ())
+                report.add(f"report.{key}.{index}", f"{name!r} is not a {kinds[task]} metric"
+                           f"{did_you_mean(name, known)}; known: {', '.join(known)}")
+        return list(metrics)
+
+    metrics = metric_list("metrics")
     baseline = value.get("baseline")
     if isinstance(baseline, dict):
         combo = _read_combo(baseline, spec.factors, "report.baseline", report, complete=True)
@@ -456,7 +467,32 @@ def _read_report(value: Any, spec: Spec, report: _Report) -> dict:
     if baseline is not None and baseline not in spec.arm_names:
         report.add("report.baseline", f"unknown arm {baseline!r}{did_you_mean(baseline, spec.arm_names)}; "
                    f"arms: {', '.join(spec.arm_names)}")
-    return {"metrics": list(metrics), "baseline": baseline}
+    out = {"metrics": metrics, "baseline": baseline}
+    if "family" in value:
+        out["family"] = metric_list("family")
+        if metrics and not set(metrics) <= set(out["family"]):
+            report.add("report.family", f"must include every report.metrics entry; missing "
+                       f"{', '.join(m for m in metrics if m not in out['family'])}")
+    choices = [key for key in ("test", "ci", "correction") if key in value]
+    if choices:
+        from lexilab.report.compare import CI_METHODS, TESTS
+        from lexilab.stats import CORRECTIONS
+
+        for key in choices:
+            allowed = {"test": TESTS, "ci": CI_METHODS, "correction": CORRECTIONS}[key]
+            if value[key] not in allowed:
+                report.add(f"report.{key}", f"unknown {key} {value[key]!r}{did_you_mean(str(value[key]), allowed)}; "
+                           f"choose {', '.join(allowed)}")
+            else:
+                out[key] = value[key]
+    for key in ("alpha", "confidence"):
+        if key in value:
+            level = value[key]
+            if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0 < level < 1:
+                report.add(f"report.{key}", f"expected a number between 0 and 1 (exclusive), found {level!r}")
+            else:
+                out[key] = float(level)
+    return out
 
 
 def _read_resources(value: Any, report: _Report) -> dict:

@@ -13,11 +13,13 @@ from lexilab.report.terminal import render
 
 
 def generate(experiment_or_spec, *, results: str | os.PathLike | None = None, out_dir: str | os.PathLike = "paper",
-             metrics: list[str] | None = None, baseline: str | None = None, correction: str = "holm",
-             ci: str = "t", test: str = "t", split: str = "test", figures: bool = True,
+             metrics: list[str] | None = None, baseline: str | None = None, correction: str | None = None,
+             ci: str | None = None, test: str | None = None, alpha: float | None = None,
+             confidence: float | None = None, family: list[str] | None = None, split: str = "test", figures: bool = True,
              n_resamples: int = 10_000, seed: int = 0, command: str | None = None) -> tuple[Report, str, dict]:
     """Compute the report of one experiment; write ``<out_dir>/tables/<exp>.tex`` (and the setup
     table when the spec is known) and, with ``figures``, ``<out_dir>/figures/<exp>-*.pdf|png``.
+    The analysis choices left as None are the spec's pre-registered ``report:`` ones.
     Returns (report, terminal text, {name: paths or reason skipped})."""
     exp = results_api.experiment(experiment_or_spec, results)
     frame = results_api.load(exp)
@@ -27,7 +29,8 @@ def generate(experiment_or_spec, *, results: str | os.PathLike | None = None, ou
         return results_api.records(exp, task=task, split=split, arms=arms)
 
     report = build_report(exp, frame, metrics=metrics, baseline=baseline, correction=correction, ci=ci, test=test,
-                          split=split, n_resamples=n_resamples, seed=seed, records_loader=loader)
+                          alpha=alpha, confidence=confidence, family=family, split=split, n_resamples=n_resamples,
+                          seed=seed, records_loader=loader)
     history = results_api.load_history(exp)
     budgets = arm_budgets(history, report.arms)
     report.notes.extend(budget_warnings(budgets, report.comparisons))

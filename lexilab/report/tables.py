@@ -11,8 +11,8 @@ import unicodedata
 from pathlib import Path
 
 from lexilab.io import atomic_write_text
-from lexilab.report.compare import MARKERS, UNPAIRED_MARK, Report, lower_is_better
-from lexilab.report.terminal import CORRECTION_NAMES, ci_text, fmt, seeds_text
+from lexilab.report.compare import FIXED_MODELS_CAVEAT, UNPAIRED_MARK, Report, lower_is_better
+from lexilab.report.terminal import ci_text, correction_text, dropped_text, fmt, percent, seeds_text
 
 _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
                   "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
@@ -113,7 +113,8 @@ def results_table(report: Report, command: str) -> str:
         cells = []
         for metric in report.metrics:
             c = comps.get((arm, metric))
-            mark = (c.marker + ("" if c.design == "paired" else r"\dagger")) if c is not None else ""
+            mark = (c.marker + ("" if c.design == "paired" else r"\dagger") + (r"\ddagger" if c.dropped else "")
+                    if c is not None else "")
             cells.append(_cell(report, summary.get((arm, metric)), mark, arm in best.get(metric, ())))
         if delta_m:
             r = delta_m.get(arm)
@@ -136,22 +137,30 @@ def results_table(report: Report, command: str) -> str:
 
 def caption(report: Report) -> str:
     exp = report.experiment
-    ci = "half-width of the 95\\% t-interval" if report.ci == "t" else "95\\% " + escape(ci_text(report))
+    level = escape(percent(report.confidence))
+    ci = f"half-width of the {level} t-interval" if report.ci == "t" else f"{level} " + escape(ci_text(report))
     parts = [f"{escape(exp.name)}: {escape(report.split)}-split results, mean $\\pm$ {ci} across seeds "
              f"({escape(seeds_text(report))}). Best mean per column in bold."]
     if not report.comparisons.empty:
-        n = len(report.comparisons)
         tests = ", ".join(sorted(set(report.comparisons["test"])))
         bases = sorted(set(report.comparisons["baseline"]))
-        stars = ", ".join(f"$^{{{m}}}p<{level:g}$" for level, m in reversed(MARKERS))
+        stars = ", ".join(f"$^{{{m}}}p<{level:g}$" for level, m in reversed(report.markers))
+        family = f" (family: {', '.join(report.family)})" if report.family != report.metrics else ""
         parts.append(f"Markers: difference from the baseline ({escape(', '.join(bases))}) by {escape(tests)}, "
-                     f"{CORRECTION_NAMES[report.correction]}-adjusted over {n} comparison{'s' * (n != 1)}: {stars}")
+                     f"{escape(correction_text(report) + family)}: {stars}")
         if (report.comparisons["design"] != "paired").any():
-            parts[-1] += f"; {escape(UNPAIRED_MARK)}unpaired test (different seed sets)"
+            parts[-1] += f"; {escape(UNPAIRED_MARK)}unpaired test (fewer than 2 shared seeds)"
+        if report.dropped:
+            parts[-1] += f"; $^{{\\ddagger}}$paired on the seeds both arms finished, dropped: {escape(dropped_text(report))}"
         parts[-1] += "."
+        if any(str(t).startswith("item bootstrap of these trained models") for t in report.comparisons["test"]):
+            parts.append(escape(FIXED_MODELS_CAVEAT[0].upper() + FIXED_MODELS_CAVEAT[1:]) + ".")
+    if report.deviations:
+        parts.append(escape("The analysis deviates from the spec's pre-registered one: " + "; ".join(report.deviations))
+                     + ".")
     if not report.delta_m.empty:
         parts.append(r"$\Delta_m$: mean relative change over the listed metrics vs.\ the single-task arms "
-                     r"(Maninis et al., 2019), with a 95\% percentile bootstrap interval over seeds.")
+                     rf"(Maninis et al., 2019), with a {level} delta-method t-interval over seeds.")
     return " ".join(parts)
 
 

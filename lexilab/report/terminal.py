@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 
-from lexilab.report.compare import TESTS, UNPAIRED_MARK, Report
+from lexilab.report.compare import DROPPED_MARK, FIXED_MODELS_CAVEAT, POWER, TESTS, UNPAIRED_MARK, Report
 
 WIDTH = 150  # wider tables are printed one metric at a time
 CORRECTION_NAMES = {"holm": "Holm", "bh": "Benjamini-Hochberg", "bonferroni": "Bonferroni", "none": "no"}
@@ -23,6 +23,25 @@ def fmt_p(p: float) -> str:
     return "<0.001" if p < 0.001 else f"{p:.3f}"
 
 
+def percent(level: float) -> str:
+    return f"{100 * level:g}%"
+
+
+def correction_text(report: Report) -> str:
+    """'Holm-adjusted over 4 comparisons' — or 'unadjusted (no correction; 4 comparisons)'."""
+    n = report.family_size
+    many = f"{n} comparison{'s' * (n != 1)}"
+    if report.correction == "none":
+        return f"unadjusted (no multiple-comparison correction; {many})"
+    return f"{CORRECTION_NAMES[report.correction]}-adjusted over {many}"
+
+
+def dropped_text(report: Report) -> str:
+    """'max: seed 3 (mean/seed-3 failed); ...' — seeds left out to pair arms on shared seeds."""
+    return "; ".join(f"{arm}: " + ", ".join(f"seed {s} ({why})" for s, why in sorted(seeds.items()))
+                     for arm, seeds in report.dropped.items())
+
+
 def seeds_text(report: Report) -> str:
     counts = report.n_seeds
     return f"{counts[0]} seed{'s' * (counts[0] != 1)} per arm" if len(counts) == 1 else \
@@ -38,10 +57,12 @@ def render(report: Report, extra: list[str] = ()) -> str:
     """The whole report: header, table, Δm, ``extra`` blocks (e.g. the compute budget), the
     legend and the notes."""
     lines = [f"{report.experiment.name} — split {report.split} — {seeds_text(report)} — "
-             f"mean [95% CI: {ci_text(report)} across seeds]"]
+             f"mean [{percent(report.confidence)} CI: {ci_text(report)} across seeds]"]
+    if report.deviations:
+        lines.append("analysis deviates from the spec's pre-registered one: " + "; ".join(report.deviations))
     headers = ["arm"]
     for metric in report.metrics:
-        headers += [metric, "Δ vs baseline", "p_adj"]
+        headers += [metric, "Δ vs baseline", report.p_label, "MDD"]
     rows = []
     summary = {(r.arm, r.metric): r for r in report.summary.itertuples()}
     comps = {(r.arm, r.metric): r for r in report.comparisons.itertuples()} if not report.comparisons.empty else {}
@@ -53,20 +74,22 @@ def render(report: Report, extra: list[str] = ()) -> str:
             row.append(f"{fmt(s.mean)} [{fmt(s.low)}, {fmt(s.high)}]" if s else "—")
             c = comps.get((arm, metric))
             if c is not None:
-                mark = "" if c.design == "paired" else UNPAIRED_MARK
-                row += [f"{fmt(c.diff, sign=True)}{mark}", f"{fmt_p(c.p_adj)} {c.marker}".rstrip()]
+                mark = ("" if c.design == "paired" else UNPAIRED_MARK) + (DROPPED_MARK if c.dropped else "")
+                row += [f"{fmt(c.diff, sign=True)}{mark}", f"{fmt_p(c.p_adj)} {c.marker}".rstrip(), fmt(c.mdd)]
             elif bases.get(metric) == arm:
-                row += ["(reference)", ""]
+                row += ["(reference)", "", ""]
             else:
-                row += ["", ""]
+                row += ["", "", ""]
         rows.append(row)
     wide = table(headers, rows)
     if max(len(line) for line in wide.splitlines()) <= WIDTH:
         lines += ["", wide]
     else:  # too wide for a terminal: one block per metric
         for k, metric in enumerate(report.metrics):
-            block = [[row[0], *row[1 + 3 * k:4 + 3 * k]] for row in rows]
-            lines += ["", table(["arm", *headers[1 + 3 * k:4 + 3 * k]], block)]
+            block = [[row[0], *row[1 + 4 * k:5 + 4 * k]] for row in rows]
+            lines += ["", table(["arm", *headers[1 + 4 * k:5 + 4 * k]], block)]
+    if report.dropped:
+        lines.append(f"{DROPPED_MARK} paired on the seeds both arms finished; dropped {dropped_text(report)}")
     if not report.delta_m.empty:
         lines += ["", "Δm (mean relative change vs single-task arms, %, sign by metric direction; Maninis et al. 2019):"]
         for r in report.delta_m.itertuples():
@@ -82,9 +105,16 @@ def render(report: Report, extra: list[str] = ()) -> str:
 def legend(report: Report) -> str:
     n = len(report.comparisons)
     tests = sorted(set(report.comparisons["test"])) if n else [TESTS[report.test]]
-    return (f"Δ: difference of means vs the baseline (treatment − baseline); p_adj: {', '.join(tests)}, "
-            f"{CORRECTION_NAMES[report.correction]}-adjusted over {n} comparison{'s' * (n != 1)}; "
-            f"* p<0.05, ** p<0.01, *** p<0.001; {UNPAIRED_MARK} unpaired (different seed sets).")
+    stars = ", ".join(f"{m} p<{level:g}" for level, m in reversed(report.markers))
+    family = f" (family: {', '.join(report.family)})" if report.family != report.metrics else ""
+    text = (f"Δ: difference of means vs the baseline (treatment − baseline) on the seeds both share; "
+            f"{report.p_label}: {', '.join(tests)}, {correction_text(report)}{family}; {stars}; "
+            f"{UNPAIRED_MARK} unpaired (fewer than 2 shared seeds); {DROPPED_MARK} seeds dropped to pair; "
+            f"MDD: minimum detectable difference of the paired t-test over these seeds (power {POWER:g}, "
+            f"α={report.alpha:g} {'per family' if report.correction != 'none' else 'per test'}).")
+    if any(str(t).startswith("item bootstrap of these trained models") for t in tests):
+        text += f" Caution: {FIXED_MODELS_CAVEAT}."
+    return text
 
 
 def table(headers: list[str], rows: list[list[str]]) -> str:

@@ -46,11 +46,11 @@ def test_unpaired_marker_and_legend(known_results, make):
          tasks={"topic": "multiclass", "emotion": "multilabel"},
          metrics={"test": {"topic": {"accuracy": 0.8}, "emotion": {"f1_samples": 0.3}}})
     report = _report(known_results)
-    tex = results_table(report, "cmd")
-    assert r"\dagger" in [l for l in tex.splitlines() if l.startswith("max")][0]
-    assert "unpaired test (different seed sets)" in tex
+    tex = results_table(report, "cmd")  # max has a seed the baseline lacks: paired on the shared seeds
+    assert r"\ddagger" in [l for l in tex.splitlines() if l.startswith("max")][0]
+    assert "paired on the seeds both arms finished, dropped: max: seed 7 (mean has no seed-7 run)" in tex
     text = render(report)
-    assert "†" in text and "different seed sets" in text
+    assert "‡" in text and "dropped max: seed 7 (mean has no seed-7 run)" in text
 
 
 def test_regeneration_is_byte_identical(known_results, tmp_path):
