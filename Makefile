@@ -35,6 +35,7 @@ demo: venv
 	$(PY) -m lexilab run experiments/quickstart.yaml --seeds 3
 	$(PY) -m lexilab status quickstart
 	$(PY) -m lexilab report quickstart --out $(DEMO_OUT)
+	$(PY) -m lexilab sweep experiments/quickstart_sweep.yaml --executor local --workers 2
 
 test: venv
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q
