@@ -62,14 +62,15 @@ def build_optimizer(groups: list[dict], cfg: dict) -> torch.optim.AdamW:
 
 def lr_factor(step: int, total_steps: int, warmup_steps: int, schedule: str, min_lr_ratio: float) -> float:
     """Multiplier of the base lr at optimizer step ``step`` (0-based): linear warm-up from 0,
-    then cosine / linear decay to ``min_lr_ratio`` at ``total_steps``, or constant."""
+    then cosine / linear decay from 1 at step ``warmup_steps`` to ``min_lr_ratio`` at the last
+    step (``total_steps − 1``), or constant."""
     if schedule not in SCHEDULES:
         raise LexilabError(f"optim.schedule: {schedule!r} is not one of {', '.join(SCHEDULES)}")
     if warmup_steps > 0 and step < warmup_steps:
         return (step + 1) / warmup_steps
     if schedule == "constant":
         return 1.0
-    span = max(1, total_steps - warmup_steps)
+    span = max(1, total_steps - 1 - warmup_steps)  # decay steps after the first: the last one sits on the floor
     progress = min(1.0, (step - warmup_steps) / span)
     if schedule == "cosine":
         decay = 0.5 * (1.0 + math.cos(math.pi * progress))

@@ -209,7 +209,7 @@ class Trainer:
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
         # fp16: the methods get the unscaled losses and the scale (see Weighting.accumulate)
-        scale = float(self.scaler.get_scale()) if self.scaler.is_enabled() else 1.0
+        scale = float(self.scaler.scale(torch.ones((), device=self.device))) if self.scaler.is_enabled() else 1.0
         seen: dict[str, list[float]] = {}
         examples = used = 0
         for _ in range(size):

@@ -51,9 +51,12 @@ def test_adamw_update_uses_betas_and_eps():
 
 @pytest.mark.parametrize("schedule", ["cosine", "linear", "constant"])
 def test_schedule_formula(schedule):
-    total, warmup, floor = 100, 10, 0.1
+    # 101 optimizer steps (indices 0..100): warm-up 0..9, decay from 1 at index 10 to the floor
+    # at index 100, the last step the run takes
+    total, warmup, floor = 101, 10, 0.1
     assert lr_factor(0, total, warmup, schedule, floor) == pytest.approx(0.1)
     assert lr_factor(9, total, warmup, schedule, floor) == pytest.approx(1.0)
+    assert lr_factor(10, total, warmup, schedule, floor) == pytest.approx(1.0)
     mid = lr_factor(55, total, warmup, schedule, floor)
     expected = {"cosine": floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * 0.5)),
                 "linear": floor + (1 - floor) * 0.5, "constant": 1.0}[schedule]
@@ -65,7 +68,7 @@ def test_schedule_formula(schedule):
 
 def test_scheduler_drives_group_lrs():
     backbone, heads = _parts()
-    cfg = {"lr": 1.0, "head_lr": 2.0, "warmup_steps": 2, "schedule": "linear", "min_lr_ratio": 0.0}
+    cfg = {"lr": 1.0, "head_lr": 2.0, "warmup_steps": 2, "schedule": "linear", "min_lr_ratio": 0.25}
     opt = build_optimizer(param_groups(backbone, heads, [], cfg), cfg)
     sched = build_scheduler(opt, cfg, total_steps=4)
     seen = []
@@ -73,7 +76,8 @@ def test_scheduler_drives_group_lrs():
         seen.append([g["lr"] for g in opt.param_groups if g["name"] in ("backbone", "heads")])
         opt.step()
         sched.step()
-    assert seen == [[0.5, 1.0], [1.0, 2.0], [1.0, 2.0], [0.5, 1.0]]
+    # the last of the 4 steps runs at the floor, min_lr_ratio × lr (the README's promise)
+    assert seen == [[0.5, 1.0], [1.0, 2.0], [1.0, 2.0], [0.25, 0.5]]
 
 
 def test_bad_schedule_and_betas():

@@ -227,15 +227,19 @@ def test_gradnorm_two_updates_by_hand():
     assert other.parameters()[0].tolist() == pytest.approx(weights.tolist())
 
 
-def test_gradnorm_uses_top_group_as_last_layer():
+def test_gradnorm_last_layer_is_the_top_weight_matrix_or_the_named_group():
     model = TwoHeads()
     groups = {"weight": [model.trunk.weight], "bias": [model.trunk.bias]}
+    # default: the last ≥2-D parameter of the topmost group that has one (the paper's "last
+    # shared layer of weights"); the top group here holds only a bias
     wt = build_weighting({"kind": "gradnorm"}, ["a", "b"], groups)
-    assert wt._last_layer(model.shared()) == [model.trunk.bias]
+    assert wt._last_layer(model.shared()) == [model.trunk.weight]
+    named = build_weighting({"kind": "gradnorm", "layer": "bias"}, ["a", "b"], groups)
+    assert named._last_layer(groups) == [model.trunk.bias]
     named = build_weighting({"kind": "gradnorm", "layer": "weight"}, ["a", "b"], groups)
     assert named._last_layer(groups) == [model.trunk.weight]
     flat = build_weighting({"kind": "gradnorm"}, ["a", "b"], model.shared())
-    assert flat._last_layer(model.shared()) == [model.trunk.bias]
+    assert flat._last_layer(model.shared()) == [model.trunk.weight]
     # norms are taken on the chosen layer only
     losses = model.losses()
     norms = [float(torch.autograd.grad(losses[t], model.trunk.weight, retain_graph=True)[0].norm())

@@ -146,6 +146,51 @@ def _conflicting_rows(seed: int, m: int = 3, n: int = 5) -> list[list[float]]:
     return rows.tolist()
 
 
+def _brute_force_min_norm(jac: np.ndarray) -> np.ndarray:
+    """min ‖Jᵀλ‖ over the simplex: best point of a fine grid, polished by SLSQP from there
+    (independent of the method's active-set solver and of torchjd)."""
+    from scipy.optimize import minimize
+
+    m = jac.shape[0]
+    gram = jac @ jac.T
+    if m == 3:
+        steps = np.linspace(0.0, 1.0, 301)
+        grid = np.array([(a, b, 1.0 - a - b) for a in steps for b in steps if a + b <= 1.0 + 1e-12])
+        start = grid[np.argmin(np.einsum("ij,jk,ik->i", grid, gram, grid))]
+    else:
+        start = np.full(m, 1.0 / m)
+    res = minimize(lambda w: w @ gram @ w, start, jac=lambda w: 2 * gram @ w, method="SLSQP",
+                   bounds=[(0.0, 1.0)] * m, constraints=[{"type": "eq", "fun": lambda w: w.sum() - 1.0}],
+                   options={"ftol": 1e-16, "maxiter": 1000})
+    return jac.T @ res.x
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_mgda_reaches_the_min_norm_point_on_three_tasks(seed):
+    """On these problems Frank–Wolfe with ε = 1e-3 (the former default) stops 2–87 % short."""
+    rows = _conflicting_rows(seed, m=3, n=5)
+    expected = _brute_force_min_norm(np.array(rows))
+    got = _aggregate("mgda", rows)
+    assert np.linalg.norm(got) <= np.linalg.norm(expected) * (1 + 1e-6)
+    np.testing.assert_allclose(got, expected, atol=1e-5 * np.linalg.norm(rows))
+
+
+def test_mgda_degenerate_hulls():
+    # 0 lies in the hull of three coplanar gradients: the min-norm point is 0
+    np.testing.assert_allclose(_aggregate("mgda", [[1.0, 0.0], [-1.0, 1.0], [0.0, -1.0]]), [0.0, 0.0], atol=1e-6)
+    # a repeated gradient (affinely dependent support) and one task
+    np.testing.assert_allclose(_aggregate("mgda", [[1.0, 2.0], [1.0, 2.0], [3.0, 0.0]]),
+                               _brute_force_min_norm(np.array([[1.0, 2.0], [1.0, 2.0], [3.0, 0.0]])), atol=1e-5)
+    np.testing.assert_allclose(_aggregate("mgda", [[0.5, -2.0]]), [0.5, -2.0], atol=1e-7)
+
+
+def test_mgda_many_tasks_uses_frank_wolfe_to_tolerance():
+    rows = np.random.default_rng(0).normal(size=(10, 12)) + 0.5
+    got = _aggregate("mgda", rows.tolist())
+    expected = _brute_force_min_norm(rows)
+    assert np.linalg.norm(got) == pytest.approx(np.linalg.norm(expected), rel=1e-3)
+
+
 @pytest.mark.parametrize("seed", range(5))
 def test_upgrad_and_dualproj_never_conflict(seed):
     rows = _conflicting_rows(seed)
@@ -282,3 +327,34 @@ def test_upgrad_and_dualproj_equal_primal_projections(seed):
     np.testing.assert_allclose(_aggregate("upgrad", rows), upgrad, atol=1e-4)
     dualproj = _primal_projection(jac.mean(0), jac)
     np.testing.assert_allclose(_aggregate("dualproj", rows), dualproj, atol=1e-4)
+
+
+def _method(kind: str) -> dict:
+    return {"kind": "fixed", "weights": {"a": 1.0, "b": 0.5, "c": 0.3}} if kind == "fixed" else {"kind": kind}
+
+
+@pytest.mark.parametrize("kind", sorted(WEIGHTINGS))
+def test_every_method_is_exact_under_a_loss_scale(kind):
+    """With the fp16 loss scale S passed in, ``.grad`` holds exactly S × the unscaled gradients
+    (the grad scaler then divides by S): the scaled objective never reaches a non-linear term."""
+    grads = []
+    for scale in (1.0, 1024.0):
+        model = Net()
+        w = build_weighting(_method(kind), ["a", "b", "c"], model.shared(), seed=5)
+        w.backward(model.losses(), model.shared(), scale=scale)
+        found = {n: p.grad / scale for n, p in model.named_parameters() if p.grad is not None}
+        found.update({f"method.{i}": p.grad / scale for i, p in enumerate(w.parameters()) if p.grad is not None})
+        grads.append(found)
+    assert grads[0].keys() == grads[1].keys()
+    for name, g in grads[0].items():
+        torch.testing.assert_close(grads[1][name], g, rtol=1e-5, atol=1e-7, msg=lambda m, n=name: f"{n}: {m}")
+
+
+@pytest.mark.parametrize("kind", AGGREGATORS)
+def test_overflowing_jacobian_reaches_the_grad_scaler_instead_of_the_solver(kind):
+    """fp16's first steps overflow: a non-finite Jacobian is handed on as non-finite gradients
+    (GradScaler then skips the step and lowers the scale) without calling the solvers."""
+    theta, names, losses = _linear_jacobian_losses([[1.0, -2.0], [3.0, 0.5], [-1.0, 1.0]])
+    w = build_weighting({"kind": kind}, names, [theta])
+    w.backward(losses, [theta], scale=2e38)  # 3 × 2e38 overflows fp32
+    assert not torch.isfinite(theta.grad).all()

@@ -1,8 +1,12 @@
 """Loss weighting and gradient aggregation: one module per method behind one interface.
 
-The trainer builds one :class:`Weighting` per run with :func:`build_weighting` and, every
-micro-batch, calls ``weighting.backward(losses, shared_params)`` instead of ``loss.backward()``.
-Two families:
+The trainer builds one :class:`Weighting` per run with :func:`build_weighting`. Per optimizer
+step (a window of ``grad_accum`` micro-batches) it calls ``weighting.accumulate(losses,
+shared_params, scale)`` for every micro-batch instead of ``loss.backward()``, divides ``.grad`` by
+the number of micro-batches, then calls ``weighting.finish(micro_batches, scale)`` once: the
+gradient methods aggregate the window's mean per-task gradients there, so ``grad_accum = k`` with
+batch b equals ``grad_accum = 1`` with batch k·b for every method. ``backward`` is a window of one
+micro-batch. Two families:
 
 - *loss weightings* (``equal``, ``fixed``, ``uncertainty``, ``dwa``): one backward of
   ``Σ_t w_t L_t``; they work with one sampled task per step (``needs_all_tasks = False``);
@@ -32,8 +36,12 @@ SharedParams = list[nn.Parameter] | dict[str, list[nn.Parameter]]
 class Weighting(ABC):
     """One loss-weighting / gradient-aggregation method.
 
-    ``backward`` computes the gradients itself and *accumulates* them into ``.grad`` (like
-    ``loss.backward()``), so gradient accumulation over micro-batches works unchanged.
+    ``accumulate`` adds one micro-batch's contribution to ``.grad`` (like ``loss.backward()``);
+    ``finish`` ends the window. ``scale`` is the fp16 loss scale S: the losses passed in are
+    unscaled, every method backpropagates S × its objective (so ``.grad`` holds S × the true
+    gradient, which the grad scaler unscales as usual) and computes everything non-linear —
+    uncertainty's ``+ s`` term, the aggregators' weights, GradNorm's norms — on true-scale
+    quantities, so fp16 gives the fp32 answer for every method.
     """
 
     name: ClassVar[str] = ""
@@ -53,8 +61,21 @@ class Weighting(ABC):
         return []
 
     @abstractmethod
-    def backward(self, losses: dict[str, Tensor], shared_params: SharedParams) -> dict[str, float]:
-        """Backpropagate ``losses`` (task → scalar); return the per-task weights used."""
+    def accumulate(self, losses: dict[str, Tensor], shared_params: SharedParams,
+                   scale: float = 1.0) -> dict[str, float]:
+        """Add one micro-batch's gradients of ``losses`` (task → unscaled scalar) to ``.grad``,
+        at ``scale`` × their true value; return the per-task weights used (if already known)."""
+
+    def finish(self, micro_batches: int, scale: float = 1.0) -> dict[str, float]:
+        """End of a window of ``micro_batches`` accumulated micro-batches, called after the
+        trainer divided ``.grad`` by that count; window-level contributions are added here."""
+        return {}
+
+    def backward(self, losses: dict[str, Tensor], shared_params: SharedParams,
+                 scale: float = 1.0) -> dict[str, float]:
+        """A window of one micro-batch: ``accumulate`` then ``finish(1)``."""
+        used = self.accumulate(losses, shared_params, scale)
+        return {**used, **self.finish(1, scale)}
 
     def epoch_end(self, mean_losses: dict[str, float]) -> None:
         """Called by the trainer after each epoch with the epoch's mean training loss per task."""
@@ -82,10 +103,11 @@ class Weighting(ABC):
             raise ValueError(f"weighting {self.name}: no losses given")
 
 
-def weighted_backward(losses: dict[str, Tensor], weights: dict[str, Tensor | float]) -> None:
-    """One backward pass of ``Σ_t w_t L_t`` (gradients accumulate into ``.grad``)."""
+def weighted_backward(losses: dict[str, Tensor], weights: dict[str, Tensor | float],
+                      scale: float = 1.0) -> None:
+    """One backward pass of ``scale · Σ_t w_t L_t`` (gradients accumulate into ``.grad``)."""
     total = sum(weights[t] * loss for t, loss in losses.items())
-    total.backward()
+    (total * scale).backward()
 
 
 def _as_groups(shared_params: SharedParams | Iterable[nn.Parameter]) -> dict[str, list[nn.Parameter]]:

@@ -1,13 +1,16 @@
 """Shared machinery of the Jacobian-aggregation methods (UPGrad, PCGrad, MGDA, ...).
 
-Per step, for every task t, one ``torch.autograd.grad`` pass gives both the row ``g_t`` of the
-Jacobian of the losses w.r.t. the shared parameters (unused parameters → zeros, fp32) and the
+Per micro-batch, for every task t, one ``torch.autograd.grad`` pass gives both the row ``g_t`` of
+the Jacobian of the losses w.r.t. the shared parameters (unused parameters → zeros, fp32) and the
 gradient of ``L_t`` w.r.t. the task's own parameters (the leaves reached by ``L_t`` that are not
-shared). A torchjd aggregator (Quinton & Rey 2024, "Jacobian Descent for Multi-Objective
-Optimization"; the ``torchjd`` library) is then called on the ``T × n`` Jacobian matrix; its
-output vector is accumulated into the shared parameters' ``.grad``, and each task-specific
-parameter accumulates exactly its own task's gradient (a leaf reached by several tasks' losses
-but not listed as shared — e.g. two classification tasks sharing a head — gets their sum).
+shared). The rows are summed over the optimizer step's window and, once per window, divided by
+the number of micro-batches (and by the fp16 loss scale), so the aggregator sees the Jacobian of
+the window's mean losses — the same matrix as one batch of the whole window. A torchjd
+aggregator (Quinton & Rey 2024, "Jacobian Descent for Multi-Objective Optimization"; the
+``torchjd`` library) is then called on that ``T × n`` matrix; its output vector is accumulated
+into the shared parameters' ``.grad``, and each task-specific parameter accumulates exactly its
+own task's gradient (a leaf reached by several tasks' losses but not listed as shared — e.g. two
+classification tasks sharing a head — gets their sum).
 
 Randomised aggregators (PCGrad's task order, GradDrop's masks, RLW's weights, GradVac's order)
 draw from torch's RNG; we run them inside ``torch.random.fork_rng`` seeded from the method's own
@@ -41,13 +44,17 @@ class AggregationWeighting(Weighting):
         super().__init__(task_names, shared_params, seed)
         self.rng = np.random.default_rng([max(self.seed, 0), _STREAM_ID])
         self.aggregator = self.make_aggregator()
+        # (shared parameters, Σ over the window's micro-batches of their Jacobian, T × n fp32)
+        self._window: tuple[list[nn.Parameter], Tensor] | None = None
 
     @abstractmethod
     def make_aggregator(self) -> nn.Module:
         """The torchjd aggregator (``Aggregator``: ``T × n`` matrix → ``n`` vector)."""
 
-    # -- the backward ----------------------------------------------------------------------
-    def backward(self, losses: dict[str, Tensor], shared_params) -> dict[str, float]:
+    # -- one window: accumulate the task gradients, aggregate once ------------------------
+    def accumulate(self, losses: dict[str, Tensor], shared_params, scale: float = 1.0) -> dict[str, float]:
+        """Add this micro-batch's Jacobian rows to the window's sum; task-specific parameters
+        get their own task's gradient in ``.grad`` now (linear, so nothing waits for them)."""
         self._check_losses(losses)
         shared = flat_params(shared_params)
         shared_ids = {id(p) for p in shared}
@@ -57,16 +64,32 @@ class AggregationWeighting(Weighting):
             own = [p for p in graph_leaves(losses[task]) if id(p) not in shared_ids]
             if not shared and not own:  # nothing trainable on this task's path
                 continue
-            grads = torch.autograd.grad(losses[task], shared + own, retain_graph=i < last,
+            grads = torch.autograd.grad(losses[task] * scale, shared + own, retain_graph=i < last,
                                         allow_unused=True)
             rows.append(_flatten(grads[: len(shared)], shared))
             for p, g in zip(own, grads[len(shared):]):
                 if g is not None:
                     _accumulate(p, g)
-        if not shared:
+        if shared:
+            if self._window is None:
+                self._window = (shared, torch.stack(rows))
+            else:
+                self._window[1].add_(torch.stack(rows))
+        return {}
+
+    def finish(self, micro_batches: int, scale: float = 1.0) -> dict[str, float]:
+        """Aggregate the window's mean Jacobian (true scale) and add ``scale`` × the result to
+        the shared parameters' ``.grad``: the update of one batch of ``micro_batches`` × b."""
+        if self._window is None:  # no trainable shared parameter
             return {t: 1.0 for t in self.task_names}
-        jacobian = torch.stack(rows)
-        vector, weights = self.aggregate(jacobian)
+        shared, total = self._window
+        self._window = None
+        jacobian = total / (float(micro_batches) * float(scale))
+        if torch.isfinite(jacobian).all():
+            vector, weights = self.aggregate(jacobian)
+            vector = vector * scale
+        else:  # fp16 overflow: hand the non-finite values on, the grad scaler skips this step
+            vector, weights = total.sum(dim=0), None
         offset = 0
         for p in shared:
             n = p.numel()

@@ -27,10 +27,10 @@ class DWAWeighting(Weighting):
         self.history: list[dict[str, float]] = []  # mean losses of the last two epochs
         self.weights = {t: 1.0 for t in self.task_names}
 
-    def backward(self, losses: dict[str, Tensor], shared_params) -> dict[str, float]:
+    def accumulate(self, losses: dict[str, Tensor], shared_params, scale: float = 1.0) -> dict[str, float]:
         self._check_losses(losses)
         used = {t: self.weights[t] for t in losses}
-        weighted_backward(losses, used)
+        weighted_backward(losses, used, scale)
         return used
 
     def epoch_end(self, mean_losses: dict[str, float]) -> None:

@@ -15,8 +15,8 @@ from lexilab.train.weighting import Weighting, register_weighting, weighted_back
 class EqualWeighting(Weighting):
     """Every task loss with weight 1 (one sampled task per step, or all tasks)."""
 
-    def backward(self, losses: dict[str, Tensor], shared_params) -> dict[str, float]:
+    def accumulate(self, losses: dict[str, Tensor], shared_params, scale: float = 1.0) -> dict[str, float]:
         self._check_losses(losses)
         weights = {t: 1.0 for t in losses}
-        weighted_backward(losses, weights)
+        weighted_backward(losses, weights, scale)
         return weights

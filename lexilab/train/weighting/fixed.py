@@ -33,8 +33,8 @@ class FixedWeighting(Weighting):
             raise LexilabError(f"config.yaml: weighting.weights: no weight for tasks {missing}")
         self.weights = {t: check_number(f"weights.{t}", weights[t], low=0.0) for t in self.task_names}
 
-    def backward(self, losses: dict[str, Tensor], shared_params) -> dict[str, float]:
+    def accumulate(self, losses: dict[str, Tensor], shared_params, scale: float = 1.0) -> dict[str, float]:
         self._check_losses(losses)
         used = {t: self.weights[t] for t in losses}
-        weighted_backward(losses, used)
+        weighted_backward(losses, used, scale)
         return used

@@ -10,12 +10,16 @@ receive the gradient of
 i.e. ``∂L_grad/∂w_t = sign(G_t − target_t) · ‖∇_W L_t‖`` — exact, no double backward needed
 because ``G_t`` is linear in ``w_t``. The network receives the gradient of ``Σ_t w_t L_t`` (w
 detached). After each optimizer step the weights are renormalised to sum to T; we do it at the
-start of the next ``backward`` (the first point where the method sees the stepped weights), with
-a floor of 1e-6 so a weight never turns negative.
+first micro-batch of the next window (the first point where the method sees the stepped
+weights), with a floor of 1e-6 so a weight never turns negative. Over a window of micro-batches
+``L_t`` and ``∇_W L_t`` are the window means, as for one batch of the whole window.
 
-"Last shared layer": the top group of ``shared_params`` when the trainer passes the ordered
-mapping of ``backbone.shared_parameter_groups()`` (or the group named by the ``layer``
-option), else the last trainable parameter of the flat list.
+"Last shared layer" W: by default the paper's "last shared layer of weights" — the last weight
+matrix (≥ 2-D parameter) of the topmost shared group that has one: on T5 the last encoder
+block's feed-forward output ``wo`` (the top group, the final RMSNorm, holds only a scale vector),
+on BERT the last layer's ``output.dense``. The ``layer`` option names a group of
+``backbone.shared_parameter_groups()`` instead (all its trainable parameters). With no matrix
+among the shared parameters, the last trainable one.
 """
 from __future__ import annotations
 
@@ -45,58 +49,72 @@ class GradNormWeighting(Weighting):
         self.layer = layer
         self.weights = nn.Parameter(torch.ones(len(self.task_names)))
         self.initial_losses: list[float] | None = None
+        # within an optimizer step's window: the last layer, Σ per-task gradients of it, Σ losses
+        self._window: dict | None = None
 
     def parameters(self) -> list[nn.Parameter]:
         return [self.weights]
 
     def _last_layer(self, shared_params) -> list[nn.Parameter]:
         if isinstance(shared_params, dict):
-            groups, grouped = shared_params, True
+            groups = shared_params
         elif self.groups_given:  # grouped at build time, flat list at call time
-            groups, grouped = self.shared_groups, True
+            groups = self.shared_groups
         else:
-            groups, grouped = {"shared": list(shared_params)}, False
+            groups = {"shared": list(shared_params)}
         groups = {k: [p for p in v if p.requires_grad] for k, v in groups.items()}
         if self.layer is not None:
             params = groups.get(self.layer, [])
         else:
-            non_empty = [v for v in groups.values() if v]
-            params = non_empty[-1] if non_empty else []
-            if not grouped:  # flat list: its last trainable parameter
-                params = params[-1:]
+            params = _last_weight_matrix(list(groups.values()))
         if not params:
             raise LexilabError("config.yaml: weighting: gradnorm found no trainable last shared layer")
         return params
 
-    def backward(self, losses: dict[str, Tensor], shared_params) -> dict[str, float]:
+    def accumulate(self, losses: dict[str, Tensor], shared_params, scale: float = 1.0) -> dict[str, float]:
         self._check_losses(losses)
         n_tasks = len(self.task_names)
-        with torch.no_grad():
-            self.weights.clamp_(min=_FLOOR)
-            self.weights.mul_(n_tasks / self.weights.sum())
+        if self._window is None:  # first micro-batch after an optimizer step
+            with torch.no_grad():
+                self.weights.clamp_(min=_FLOOR)
+                self.weights.mul_(n_tasks / self.weights.sum())
+            last = self._last_layer(shared_params)
+            size = sum(p.numel() for p in last)
+            self._window = {"last": last, "grads": torch.zeros(n_tasks, size, device=self.weights.device),
+                            "losses": torch.zeros(n_tasks, dtype=torch.float64)}
+        window = self._window
         w = self.weights.detach()
-        values = torch.stack([losses[t].detach().float() for t in self.task_names]).to(w.device)
+        for i, t in enumerate(self.task_names):
+            grads = torch.autograd.grad(losses[t] * scale, window["last"], retain_graph=True, allow_unused=True)
+            flat = torch.cat([(g if g is not None else torch.zeros_like(p)).reshape(-1).float()
+                              for g, p in zip(grads, window["last"])])
+            window["grads"][i].add_(flat.to(window["grads"].device))
+            window["losses"][i] += float(losses[t].detach())
+        total = sum(w[i] * losses[t] for i, t in enumerate(self.task_names))
+        (total * scale).backward()
+        return {t: float(w[i]) for i, t in enumerate(self.task_names)}
+
+    def finish(self, micro_batches: int, scale: float = 1.0) -> dict[str, float]:
+        """The weights' gradient from the window's mean losses and mean last-layer gradients."""
+        window, self._window = self._window, None
+        if window is None:
+            return {}
+        w = self.weights.detach()
+        values = (window["losses"] / micro_batches).to(w.device, w.dtype)
         if self.initial_losses is None:
             self.initial_losses = values.tolist()
-        last = self._last_layer(shared_params)
-        norms = []
-        for t in self.task_names:
-            grads = torch.autograd.grad(losses[t], last, retain_graph=True, allow_unused=True)
-            squared = sum(float(g.float().pow(2).sum()) for g in grads if g is not None)
-            norms.append(squared ** 0.5)
-        norms_t = torch.tensor(norms, dtype=w.dtype, device=w.device)
+        mean_grads = window["grads"].double() / (float(micro_batches) * float(scale))
+        norms_t = mean_grads.norm(dim=1).to(w.device, w.dtype)
         g_norms = w * norms_t
         ratio = values / torch.tensor(self.initial_losses, dtype=w.dtype, device=w.device)
         rate = ratio / ratio.mean()
         target = g_norms.mean() * rate.pow(self.alpha)
-        grad_w = torch.sign(g_norms - target) * norms_t
+        grad_w = torch.sign(g_norms - target) * norms_t * scale  # .grad holds S × the gradient
         if self.weights.grad is None:
             self.weights.grad = grad_w.clone()
         else:
             self.weights.grad.add_(grad_w)
-        total = sum(w[i] * losses[t] for i, t in enumerate(self.task_names))
-        total.backward()
-        return {t: float(w[i]) for i, t in enumerate(self.task_names)}
+        return {}
 
     def state_dict(self) -> dict:
         return dict(super().state_dict(), weights=self.weights.detach().cpu().tolist(),
@@ -108,3 +126,14 @@ class GradNormWeighting(Weighting):
             self.weights.copy_(torch.tensor(state["weights"], dtype=self.weights.dtype))
         self.initial_losses = state["initial_losses"]
 
+
+def _last_weight_matrix(groups: list[list[nn.Parameter]]) -> list[nn.Parameter]:
+    """The last weight matrix (≥ 2-D parameter) of the topmost group that has one — on T5 the
+    last encoder block's feed-forward output ``wo``, on BERT the last layer's ``output.dense``
+    (parameters come in module-registration order); with no matrix at all, the last parameter."""
+    for params in reversed(groups):
+        matrices = [p for p in params if p.ndim >= 2]
+        if matrices:
+            return matrices[-1:]
+    flat = [p for params in groups for p in params]
+    return flat[-1:]

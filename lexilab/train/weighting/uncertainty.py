@@ -8,6 +8,8 @@ i.e. twice Kendall et al.'s Gaussian (regression) form ``L_t/(2σ²) + log σ``;
 optimum ``s_t = log L_t``. Their classification (softmax) form would be ``L_t/σ² + log σ``
 (= ``exp(−s)L + s/2``, optimum ``s = log 2L``). We use the same form for every task kind, as
 LibMTL and most re-implementations do. The reported weight of task t is ``exp(−s_t)``.
+The objective is linear in each micro-batch's loss, so gradient accumulation over a window gives
+the window-mean answer (``∂/∂s_t = 1 − exp(−s_t) · mean L_t``).
 
 Each ``s_t`` is a separate scalar parameter so a step that samples one task leaves the others'
 gradients at ``None`` (AdamW then skips them instead of applying stale momentum).
@@ -32,13 +34,15 @@ class UncertaintyWeighting(Weighting):
     def parameters(self) -> list[nn.Parameter]:
         return [self.log_vars[t] for t in self.task_names]
 
-    def backward(self, losses: dict[str, Tensor], shared_params) -> dict[str, float]:
+    def accumulate(self, losses: dict[str, Tensor], shared_params, scale: float = 1.0) -> dict[str, float]:
         self._check_losses(losses)
         total = 0.0
         for t, loss in losses.items():
             s = self.log_vars[t]
             total = total + torch.exp(-s) * loss + s
-        total.backward()
+        # the fp16 loss scale multiplies the whole objective: scaling L_t alone would make
+        # ∂/∂s = 1 − S·exp(−s)·L_t, which no unscaling repairs
+        (total * scale).backward()
         return {t: float(torch.exp(-self.log_vars[t].detach())) for t in losses}
 
     def state_dict(self) -> dict:
