@@ -59,7 +59,7 @@ function renderOutput(kind, out) {
 }
 
 function metricsTable(run) {
-  const wrap = el("div", { class: "metrics" }, el("h4", { text: "Test metrics" }));
+  const wrap = el("div", {}, el("h4", { text: "Test metrics" }));
   const table = el("table");
   for (const [task, values] of Object.entries(run.test_metrics || {})) {
     const kind = (run.tasks[task] || {}).kind;
@@ -74,19 +74,30 @@ function metricsTable(run) {
 }
 
 function drawRuns() {
+  // one column per run, one row per task (a task a run lacks leaves its cell marked), so the
+  // same task of two arms or seeds sits side by side
   const results = document.getElementById("results");
   results.replaceChildren();
+  results.style.gridTemplateColumns = `repeat(${RUNS.length}, minmax(240px, 1fr))`;
+  const tasks = [];
+  for (const run of RUNS) for (const task of Object.keys(run.tasks)) if (!tasks.includes(task)) tasks.push(task);
   for (const run of RUNS) {
-    const column = el("article", { class: "run", "data-run": run.name },
-      el("h3", { text: run.name }),
-      el("div", { class: "who", text: `${run.experiment} · arm ${run.arm} · seed ${run.seed} · ${run.device}` }));
-    for (const [task, info] of Object.entries(run.tasks)) {
-      column.append(el("section", { class: "task", "data-run": run.name, "data-task": task, "data-kind": info.kind },
-        el("h4", { text: task }, el("span", { class: "kind", text: info.kind })),
-        el("div", { class: "pending", text: "—" })));
+    results.append(el("header", { class: "cell run", "data-run": run.name }, el("h3", { text: run.name }),
+      el("div", { class: "who", text: `${run.experiment} · arm ${run.arm} · seed ${run.seed} · ${run.device}` })));
+  }
+  for (const task of tasks) {
+    for (const run of RUNS) {
+      const info = run.tasks[task];
+      results.append(info
+        ? el("section", { class: "cell task", "data-run": run.name, "data-task": task, "data-kind": info.kind },
+          el("h4", { text: task }, el("span", { class: "kind", text: info.kind })),
+          el("div", { class: "pending", text: "—" }))
+        : el("section", { class: "cell absent" }, el("h4", { text: task }),
+          el("div", { class: "none", text: "not a task of this run" })));
     }
-    column.append(metricsTable(run));
-    results.append(column);
+  }
+  for (const run of RUNS) {
+    results.append(el("section", { class: "cell metrics", "data-run": run.name }, metricsTable(run)));
   }
 }
 
