@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "lexilab.commands.predict",
     "lexilab.commands.serve",
     "lexilab.commands.report",
+    "lexilab.commands.power",
     "lexilab.commands.paper",
     "lexilab.commands.data",
     "lexilab.commands.demo",
