@@ -30,6 +30,7 @@ class BatchWorker:
         self.predictor = predictor
         self.max_batch = max_batch
         self.model_lock = threading.Lock()  # held while the model runs (tests hold it to queue jobs)
+        self.received = 0    # texts submitted (by the event loop only)
         self.passes = 0      # predict calls made
         self.texts = 0       # texts predicted
         self.largest = 0     # most texts in one call
@@ -41,12 +42,13 @@ class BatchWorker:
     def submit(self, texts: list[str], tasks: frozenset[str] | None, top_k: int) -> list[Future]:
         """Queue ``texts``; one future per job of at most ``max_batch`` texts, in order."""
         jobs = [Job(texts[i:i + self.max_batch], tasks, top_k) for i in range(0, len(texts), self.max_batch)]
+        self.received += len(texts)
         for job in jobs:
             self._queue.put(job)
         return [job.future for job in jobs]
 
     def stats(self) -> dict[str, int]:
-        return {"passes": self.passes, "texts": self.texts, "largest_batch": self.largest,
+        return {"received": self.received, "passes": self.passes, "texts": self.texts, "largest_batch": self.largest,
                 "queued_jobs": self._queue.qsize()}
 
     def close(self, timeout: float = 10.0) -> None:

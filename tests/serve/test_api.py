@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 
 import pytest
 from fastapi.testclient import TestClient
@@ -127,6 +128,23 @@ def test_waiting_requests_share_one_encoder_pass(client, predictors):
     answers = [f.result(timeout=60)[0] for f in futures]
     assert worker.stats()["passes"] - before == 1  # one pass for all three
     assert answers == predictors[MTL].predict(TEXTS)  # ... and each request got its own rows back
+
+
+def test_the_event_loop_answers_while_the_model_is_busy(client, predictors):
+    worker = client.app.state.service.workers[MTL]
+    received, answer = worker.stats()["received"], {}
+    with worker.model_lock:  # the model is busy: a predict request waits for it ...
+        waiting = threading.Thread(target=lambda: answer.update(r=client.post("/predict", json={"texts": TEXTS[:1]})))
+        waiting.start()
+        for _ in range(600):
+            if worker.stats()["received"] > received:
+                break
+            time.sleep(0.05)
+        assert client.get("/health").status_code == 200  # ... and the server still answers meanwhile
+        assert "r" not in answer
+    waiting.join(60)
+    assert answer["r"].status_code == 200
+    assert answer["r"].json()["results"][0]["runs"][MTL] == predictors[MTL].predict(TEXTS[:1])[0]
 
 
 BAD = [
