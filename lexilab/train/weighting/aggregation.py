@@ -73,8 +73,9 @@ class AggregationWeighting(Weighting):
         if shared:
             if self._window is None:
                 self._window = (shared, torch.stack(rows))
-            else:
-                self._window[1].add_(torch.stack(rows))
+            else:  # row by row: no second T × n copy
+                for total, row in zip(self._window[1], rows):
+                    total.add_(row)
         return {}
 
     def finish(self, micro_batches: int, scale: float = 1.0) -> dict[str, float]:
