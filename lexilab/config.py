@@ -58,6 +58,12 @@ def _found(value: Any) -> str:
 # --------------------------------------------------------------------------- leaf validators
 # Each returns the normalised value or raises _Bad(what is allowed).
 
+# Every integer of a config is bounded: a count past int32 is a typo, and huge ones (10**400)
+# would overflow the float checks or the C libraries they reach
+MAX_INT = 2**31 - 1
+MAX_SEED = 2**32 - 1  # numpy's seed range; the trainer derives its streams' seeds from it
+
+
 def number(lo=None, hi=None, *, integer=False, nullable=False, lo_open=False, hi_open=False):
     what = "an integer" if integer else "a number"
     if lo is not None:
@@ -75,7 +81,11 @@ def number(lo=None, hi=None, *, integer=False, nullable=False, lo_open=False, hi
             value = float(value)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise _Bad(what)
+        if integer and hi is None and abs(value) > MAX_INT:
+            raise _Bad(f"{what} and ≤ {MAX_INT}")
         if integer and not (isinstance(value, int) or float(value).is_integer()):
+            raise _Bad(what)
+        if isinstance(value, int) and abs(value) > 2**53:  # a float would round it, or overflow
             raise _Bad(what)
         if not math.isfinite(value):
             raise _Bad(what)
@@ -148,7 +158,7 @@ def weights_spec(value):
 
 def bucket_rule(value):
     """Length bucketing: true/false, or the chunk size in batches (an int ≥ 1)."""
-    if isinstance(value, bool) or (isinstance(value, int) and value >= 1):
+    if isinstance(value, bool) or (isinstance(value, int) and 1 <= value <= MAX_INT):
         return value
     raise _Bad("true, false or a chunk size in batches ≥ 1")
 
@@ -212,7 +222,7 @@ _INT0, _INT1 = number(0, integer=True), number(1, integer=True)
 _INT1N = number(1, integer=True, nullable=True)
 
 SCHEMA: dict[str, Any] = {
-    "seed": _INT0,
+    "seed": number(0, MAX_SEED, integer=True),
     "data_root": string(nullable=True),
     "backbone": {
         "name": str_or_mapping,
@@ -390,16 +400,36 @@ def _check_method(block: Any, path: str, label: str, defaults: dict, common: dic
             if key not in names:
                 problems.append(Problem(f"{path}.{key}", f"not an option of {label} {kind!r}"
                                         f"{did_you_mean(key, names)}; its options: {', '.join(names) or 'none'}"))
+    for key, value in given.items():  # the method checks its options' meaning; sizes are bounded here
+        if not _bounded(value):
+            problems.append(Problem(f"{path}.{key}", f"expected finite numbers (integers within ±{MAX_INT}), "
+                                    f"found {_found(value)}"))
     out.update({**option_defaults, **given})
     return out
+
+
+def _bounded(value) -> bool:
+    """Whether every number in ``value`` (a method option: number, list or mapping) is finite,
+    and every integer within ±MAX_INT."""
+    if isinstance(value, bool):
+        return True
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, int):
+        return abs(value) <= MAX_INT
+    if isinstance(value, (list, tuple)):
+        return all(_bounded(v) for v in value)
+    if isinstance(value, dict):
+        return all(_bounded(v) for v in value.values())
+    return True
 
 
 def _steps_rule(value):
     if value in ("largest", "sum"):
         return value
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_INT:
         return value
-    raise _Bad("largest, sum or a positive int")
+    raise _Bad(f"largest, sum or an integer from 1 to {MAX_INT}")
 
 
 def _check_task(name: str, raw: Any, problems: list[Problem]) -> dict | None:

@@ -13,11 +13,13 @@ import time
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from lexilab.errors import LexilabError
 from lexilab.io import atomic_write_json, read_json
+
+if TYPE_CHECKING:  # torch is imported where a device is described: `run` plans without it
+    import torch
 
 PACKAGES = ("lexilab", "torch", "transformers", "tokenizers", "numpy", "scipy", "scikit-learn",
             "rouge-score", "torchjd", "submitit", "mlflow", "pandas")
@@ -39,6 +41,8 @@ def git_sha() -> str | None:
 
 
 def device_info(device: torch.device) -> dict:
+    import torch
+
     info = {"device": str(device), "torch_threads": torch.get_num_threads(), "cpu": platform.processor()}
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
@@ -161,3 +165,35 @@ def record_environment(run_dir: str | os.PathLike, device: torch.device, dataset
                    data_changes=first.get("data_changes") or [])
     atomic_write_json(Path(run_dir) / ENV_FILE, env)
     return env
+
+
+def changed_runs(runs: list[tuple[Path, str | None]]) -> dict[Path, tuple[str | None, list[DataChange]]]:
+    """For existing runs ``(run_dir, current data root)``: those whose recorded data files differ now."""
+    changed = {}
+    for run_dir, data_root in runs:
+        env = read_env(run_dir)
+        if env is not None and "datasets" in env:
+            changes = data_changes(env, data_root)
+            if changes:
+                changed[run_dir] = (data_root, changes)
+    return changed
+
+
+def changed_runs_lines(changed: dict[Path, tuple[str | None, list[DataChange]]]) -> list[str]:
+    """One line per changed file (and version), naming the runs that started on the old one."""
+    groups: dict[DataChange, list[Path]] = {}
+    for run_dir, (_, changes) in changed.items():
+        for change in changes:
+            groups.setdefault(change, []).append(run_dir)
+    lines = []
+    for change, run_dirs in groups.items():
+        names = ", ".join("/".join(p.parts[-3:]) for p in run_dirs[:3]) + (f" and {len(run_dirs) - 3} more"
+                                                                          if len(run_dirs) > 3 else "")
+        lines.append(f"{change.line()}, which {len(run_dirs)} run{'s' * (len(run_dirs) != 1)} started on "
+                     f"({names}); restore the file, or re-run with {ACCEPT_FLAG} to go on with the new data")
+    return lines
+
+
+def accept_changed_runs(changed: dict[Path, tuple[str | None, list[DataChange]]]) -> None:
+    for run_dir, (data_root, changes) in changed.items():
+        accept_data_changes(run_dir, changes, data_root)

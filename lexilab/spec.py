@@ -10,24 +10,34 @@ was found and what is allowed — before anything is written or submitted.
 """
 from __future__ import annotations
 
+import collections
 import copy
 import itertools
+import math
 import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from lexilab.config import NAME_RE, Problem, check_config, identity_hash
+from lexilab.config import MAX_SEED, NAME_RE, Problem, check_config, identity_hash
 from lexilab.data.registry import did_you_mean
 from lexilab.errors import LexilabError
+from lexilab.spec_yaml import load_yaml
 
 SPEC_KEYS = ("name", "description", "base", "factors", "arms", "exclude", "seeds", "report", "resources",
              "search", "budget")
 ARM_JOIN = "+"  # arm name of a combination: its level names joined in factor order
 BASE_ARM = "base"  # the single arm of a spec without factors
+# Bounds: a typo (seeds: 1000000000) must be one line, not hours of planning or 30,000 folders
+MAX_SEEDS = 10_000
+MAX_COMBINATIONS = 100_000  # factor level combinations, before arms / exclude pick from them
+MAX_ARMS = 1_000
+MAX_RUNS = 1_000  # runs one command plans unless told more (run --max-runs N)
+MAX_RUNS_CEILING = 100_000  # the most --max-runs accepts
+# files the MLflow store keeps at the results root (lexilab.tracking.settings, SQLite's side
+# files): an experiment folder of such a name would collide with them
+STORE_NAMES = ("mlflow.db", "mlartifacts", "mlruns")
 
 
 class SpecError(LexilabError):
@@ -85,66 +95,30 @@ class Spec:
                              f"arms: {', '.join(self.arm_names)}" for name in unknown])
         return [arm for arm in self.arms if arm.name in only]
 
-    def runs(self, seeds: int | list[int] | None = None, only: list[str] | None = None) -> list[PlannedRun]:
-        """Arms × seeds (``seeds``: a count overriding the spec's, as ``--seeds N`` does)."""
+    def runs(self, seeds: int | list[int] | None = None, only: list[str] | None = None,
+             max_runs: int | None = None) -> list[PlannedRun]:
+        """Arms × seeds (``seeds``: a count overriding the spec's, as ``--seeds N`` does); more
+        than ``max_runs`` runs is a SpecError, raised before any run is built."""
         if seeds is None:
             seed_list = self.seeds
         elif isinstance(seeds, int):
-            if seeds < 1:
-                raise SpecError([f"{self.path}: --seeds: {seeds} must be ≥ 1"])
+            if not 1 <= seeds <= MAX_SEEDS:
+                raise SpecError([f"{self.path}: --seeds: {seeds}: expected a count from 1 to {MAX_SEEDS}"])
             seed_list = list(range(seeds))
         else:
             seed_list = list(seeds)
+        arms = self.select(only)
+        if max_runs is not None and len(arms) * len(seed_list) > max_runs:
+            count = len(arms) * len(seed_list)
+            raise SpecError([f"{self.path}: {count:,} runs ({len(arms)} arms × {len(seed_list)} seeds) is more than "
+                             f"{max_runs:,}, the limit of one command; pass --max-runs {count} to plan them"])
         out = []
-        for arm in self.select(only):
+        for arm in arms:
             for seed in seed_list:
                 config = copy.deepcopy(arm.config)
                 config["seed"] = seed
                 out.append(PlannedRun(self.name, arm.name, dict(arm.levels), seed, config, identity_hash(config)))
         return out
-
-
-# --------------------------------------------------------------------------- YAML with lines
-def load_yaml(path: str | os.PathLike) -> tuple[Any, dict[str, int]]:
-    """Parse a YAML file; return (data, dotted key path → 1-based line). A syntax error or a
-    duplicate key is a one-line LexilabError naming the file and line."""
-    path = Path(path)
-    if not path.is_file():
-        raise LexilabError(f"{path}: no such spec file" if not path.exists() else f"{path}: not a file")
-    text = path.read_text(encoding="utf-8")
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.MarkedYAMLError as err:
-        mark = err.problem_mark or err.context_mark
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        what = " ".join(str(x) for x in (err.context, err.problem) if x)
-        raise LexilabError(f"{where}: YAML syntax error: {what}") from None
-    lines: dict[str, int] = {}
-    duplicates: list[str] = []
-    if node is not None:
-        _index(node, "", lines, duplicates)
-    if duplicates:
-        raise SpecError([f"{path}:{lines.get(d, 0)}: {d}: key given twice (YAML keeps only the last)" for d in duplicates])
-    return data, lines
-
-
-def _index(node: yaml.Node, prefix: str, lines: dict[str, int], duplicates: list[str]) -> None:
-    if isinstance(node, yaml.MappingNode):
-        seen = set()
-        for key_node, value_node in node.value:
-            key = str(key_node.value)
-            path = f"{prefix}.{key}" if prefix else key
-            if key in seen:
-                duplicates.append(path)
-            seen.add(key)
-            lines[path] = key_node.start_mark.line + 1
-            _index(value_node, path, lines, duplicates)
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            path = f"{prefix}.{index}" if prefix else str(index)
-            lines[path] = item.start_mark.line + 1
-            _index(item, path, lines, duplicates)
 
 
 # --------------------------------------------------------------------------- loading
@@ -191,7 +165,10 @@ def load_spec(path: str | os.PathLike) -> Spec:
             report.add(str(key), f"unknown key{did_you_mean(key, SPEC_KEYS)}; allowed: {', '.join(SPEC_KEYS)}")
     name = data.get("name", path.stem)
     if not isinstance(name, str) or not NAME_RE.match(name):
-        report.add("name", f"expected a name of letters, digits, _ . - (it names the results folder), found {name!r}")
+        report.add("name", f"expected a name of letters, digits, _ . - (it names the results folder), found {_short(name)}")
+    elif any(name.lower() == n or name.lower().startswith((n + ".", n + "-")) for n in STORE_NAMES):
+        report.add("name", f"{name!r} collides with the MLflow store's files at the results root "
+                   f"({', '.join(STORE_NAMES)}); choose another name")
     description = data.get("description", "")
     if not isinstance(description, str):
         report.add("description", f"expected text, found {type(description).__name__}")
@@ -224,17 +201,24 @@ def load_spec(path: str | os.PathLike) -> Spec:
     return spec
 
 
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def _read_seeds(value: Any, report: _Report) -> list[int]:
     if isinstance(value, int) and not isinstance(value, bool):
-        if value >= 1:
+        if 1 <= value <= MAX_SEEDS:
             return list(range(value))
-    elif isinstance(value, list) and value:
-        if all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in value):
-            if len(set(value)) == len(value):
+    elif isinstance(value, list) and 0 < len(value) <= MAX_SEEDS:
+        if all(isinstance(s, int) and not isinstance(s, bool) and 0 <= s <= MAX_SEED for s in value):
+            twice = [seed for seed, n in collections.Counter(value).items() if n > 1]
+            if not twice:
                 return list(value)
-            report.add("seeds", f"a seed is listed twice in {value}")
+            report.add("seeds", f"seed {twice[0]} is listed more than once in {_short(value)}")
             return []
-    report.add("seeds", f"expected a count ≥ 1 or a list of distinct integers ≥ 0, found {value!r}")
+    report.add("seeds", f"expected a count from 1 to {MAX_SEEDS} or a list of at most {MAX_SEEDS} distinct "
+               f"integers from 0 to {MAX_SEED}, found {_short(value)}")
     return []
 
 
@@ -308,6 +292,10 @@ def _check_factor_overlap(factors: dict[str, dict[str, dict]], report: _Report) 
 def _combinations(factors: dict[str, dict[str, dict]], arms: Any, exclude: Any,
                   report: _Report) -> list[dict[str, str]]:
     names = list(factors)
+    total = math.prod(len(factors[f]) for f in names)
+    if total > MAX_COMBINATIONS:
+        report.add("factors", f"the factors' levels combine into {total:,} arms; at most {MAX_COMBINATIONS:,}")
+        return []
     full = [dict(zip(names, levels)) for levels in itertools.product(*(list(factors[f]) for f in names))]
     chosen = full
     if arms is not None:
@@ -333,6 +321,9 @@ def _combinations(factors: dict[str, dict[str, dict]], arms: Any, exclude: Any,
         chosen = [c for c in chosen if not any(p is not None and _matches(c, p) for p in patterns)]
     if not chosen and not report.out:
         report.add("exclude" if exclude else "arms", "the spec expands to no arms (nothing would run)")
+    if len(chosen) > MAX_ARMS:
+        report.add("arms" if arms is not None else "factors", f"the spec expands to {len(chosen):,} arms; at most {MAX_ARMS:,}")
+        return []
     return chosen
 
 

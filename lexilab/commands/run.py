@@ -16,9 +16,11 @@ import time
 from pathlib import Path
 
 from lexilab.commands.status import format_table, results_root, status_table
+from lexilab.envinfo import ACCEPT_FLAG, accept_changed_runs, changed_runs, changed_runs_lines
 from lexilab.errors import LexilabError
+from lexilab.io import check_output_dir
 from lexilab.runs import STATUS_FILE, Action, move_aside, plan_runs, update_status, write_run
-from lexilab.spec import Spec, SpecError, differences, load_spec
+from lexilab.spec import MAX_RUNS, MAX_RUNS_CEILING, Spec, SpecError, differences, load_spec
 
 EXECUTORS = ("inline", "local", "slurm", "debug")
 LABELS = {"new": "new", "skip": "done", "retry": "retry", "active": "active", "changed": "changed",
@@ -105,8 +107,11 @@ def _run(args) -> int:
         raise LexilabError(f"--seeds: {args.seeds}: expected a count ≥ 1")
     if args.max_parallel is not None and args.max_parallel < 1:
         raise LexilabError(f"--max-parallel: {args.max_parallel}: expected an integer ≥ 1")
-    runs = spec.runs(seeds=args.seeds, only=args.only)
+    if not 1 <= args.max_runs <= MAX_RUNS_CEILING:
+        raise LexilabError(f"--max-runs: {args.max_runs}: expected an integer from 1 to {MAX_RUNS_CEILING}")
+    runs = spec.runs(seeds=args.seeds, only=args.only, max_runs=args.max_runs)
     root = results_root(args.results)
+    check_output_dir(root, "the results root", writable=not args.dry_run)  # before any write
     resources = check_resources(spec, args)
     if not args.dry_run:  # a dry run reads only; otherwise jobs that died silently are marked first
         from lexilab.dispatch import refresh_status
@@ -117,9 +122,16 @@ def _run(args) -> int:
     blocked = [a for a in actions if a.kind == "blocked"]
     if blocked:
         raise SpecError([f"{a.path}: {a.note}" for a in blocked])
+    # finished and resumable runs started on data files that have changed since (env.json)
+    changed = changed_runs([(a.path, a.run.config.get("data_root")) for a in actions if a.kind in ("skip", "retry")])
+    if changed and not args.accept_data_change:
+        raise SpecError(changed_runs_lines(changed))
     if args.dry_run:
         print("\ndry run: nothing written or submitted")
         return 0
+    if changed:
+        accept_changed_runs(changed)
+        print(f"accepted changed data files for {len(changed)} runs (recorded in their env.json)", file=sys.stderr)
     todo = []
     # what the report needs without re-loading the spec (whose data paths may not resolve there):
     # the whole planned arm × seed grid and the pre-registered report block
@@ -180,6 +192,11 @@ def register(subparsers) -> None:
                         help="at most N runs at once (local: CPU slots or GPUs; slurm: array parallelism)")
     parser.add_argument("--retry-running", action="store_true",
                         help="resubmit runs marked running/queued whose job cannot be checked from here")
+    parser.add_argument("--max-runs", type=int, default=MAX_RUNS, metavar="N",
+                        help=f"plan at most N runs (arms × seeds; default {MAX_RUNS}): a typo in seeds stops here")
+    parser.add_argument(ACCEPT_FLAG, action="store_true",
+                        help="go on although a data file changed since a run started on it (resumed runs "
+                             "continue on the new data; env.json records the acceptance)")
     parser.add_argument("--profile", metavar="NAME", help="cluster profile: slurm/profiles/NAME.yaml or a path")
     group = parser.add_argument_group("resources (override the spec's `resources` and the profile)")
     group.add_argument("--partition")
