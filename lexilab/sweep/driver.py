@@ -46,11 +46,12 @@ class Driver:
     trials: int | None = None  # total trials wanted (default: search.trials)
     profile: str | None = None
     poll_s: float = 0.5
-    out: object = field(default=sys.stdout, repr=False)
+    out: object = field(default=None, repr=False)  # progress lines (default: sys.stdout at the time)
     gpus: dict[int, str] = field(default_factory=dict)  # trial number → GPU it was given (local)
 
     def __post_init__(self) -> None:
         self.search = self.spec.search
+        self.out = self.out or sys.stdout
         self.total = self.trials or self.search.trials
         self.name = self.spec.name
         self.storage_obj = None
@@ -106,7 +107,9 @@ class Driver:
             active = [t for t in trials if t.state == TrialState.RUNNING]
             counted = counted_trials(trials)
             while len(active) < self.workers and counted < self.total:
-                trial = study.ask()
+                with warnings.catch_warnings():  # "heartbeat is supposed to be used with Study.optimize": we beat ourselves
+                    warnings.simplefilter("ignore", UserWarning)
+                    trial = study.ask()
                 counted += 1
                 frozen = study._storage.get_trial(trial._trial_id)
                 self.advance(frozen, trial)
@@ -197,25 +200,26 @@ class Driver:
             except (OSError, KeyError, ValueError) as err:
                 self.finish(number, state="FAIL", note=f"seed {seed}: objective unreadable: {err}")
                 return
-            last_done = seed == seeds - 1 or not (dirs[seed + 1] / "config.yaml").is_file()
-            if self.search.pruner["kind"] == "wilcoxon" and last_done and seed < seeds - 1:
-                if self.wilcoxon_prunes(trial_id, seed, results[-1]):  # the later seeds are skipped
+            if self.search.pruner["kind"] == "wilcoxon":  # each seed's value is one "step" of the test
+                self.report_seed(trial_id, seed, results[-1])
+                last_done = seed == seeds - 1 or not (dirs[seed + 1] / "config.yaml").is_file()
+                if last_done and seed < seeds - 1 and self.should_prune(trial_id):  # the later seeds are skipped
                     self.finish(number, state="PRUNED", note=f"wilcoxon pruned after seed {seed}")
                     return
         per_seed = {o.name: [r[o.name] for r in results] for o in self.search.objectives}
         storage.set_trial_user_attr(trial_id, "seed_values", per_seed)
         self.finish(number, values=[statistics.fmean(per_seed[o.name]) for o in self.search.objectives])
 
-    def wilcoxon_prunes(self, trial_id: int, seed: int, result: dict[str, float]) -> bool:
+    def report_seed(self, trial_id: int, seed: int, result: dict[str, float]) -> None:
+        if seed not in self.study._storage.get_trial(trial_id).intermediate_values:
+            self.study._storage.set_trial_intermediate_value(trial_id, seed, result[self.search.objectives[0].name])
+
+    def should_prune(self, trial_id: int) -> bool:
         import optuna
 
-        objective = self.search.objectives[0]
-        trial = optuna.trial.Trial(self.study, trial_id)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            if seed not in self.study._storage.get_trial(trial_id).intermediate_values:
-                trial.report(result[objective.name], seed)
-            return trial.should_prune()
+            return optuna.trial.Trial(self.study, trial_id).should_prune()
 
     def finish(self, number: int, values: list[float] | None = None, state: str = "COMPLETE", note: str = "") -> None:
         from optuna.trial import TrialState
@@ -224,7 +228,9 @@ class Driver:
             trial_id = self.study._storage.get_trial_id_from_study_id_trial_number(self.study._study_id, number)
             self.study._storage.set_trial_user_attr(trial_id, "error" if state == "FAIL" else "note", note)
         try:
-            self.study.tell(number, values if state == "COMPLETE" else None, state=TrialState[state])
+            with warnings.catch_warnings():  # "heartbeat is supposed to be used with Study.optimize": we beat ourselves
+                warnings.simplefilter("ignore", UserWarning)
+                self.study.tell(number, values if state == "COMPLETE" else None, state=TrialState[state])
         except (ValueError, RuntimeError) as err:  # finished elsewhere meanwhile (e.g. by its heartbeat)
             print(f"trial {number}: not told ({err})", file=self.out)
             return
@@ -277,9 +283,9 @@ class Driver:
 
 def counted_trials(trials) -> int:
     """Trials that count towards the total: all but failed ones Optuna has retried (a retry is a
-    new trial with system attribute ``failed_trial`` naming the one it replaces) and waiting ones."""
+    new trial whose system attribute ``retry_history`` names the ones it replaces) and waiting ones."""
     from optuna.trial import TrialState
 
-    retried = {t.system_attrs.get("failed_trial") for t in trials} - {None}
+    retried = {n for t in trials for n in t.system_attrs.get("retry_history", ())}
     # a WAITING trial (enqueued, or a retry) is counted when the driver asks for it
     return sum(1 for t in trials if t.number not in retried and t.state != TrialState.WAITING)

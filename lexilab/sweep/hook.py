@@ -91,7 +91,9 @@ class _Heartbeat:
 @contextlib.contextmanager
 def trial_hook(meta: dict | None) -> Iterator[TrialReporter | None]:
     """The evaluation hook of a sweep trial's run (None for any other run)."""
-    context = (meta or {}).get("meta", meta or {}).get(META_KEY) if isinstance(meta, dict) else None
+    meta = meta if isinstance(meta, dict) else {}
+    inner = meta.get("meta") if isinstance(meta.get("meta"), dict) else meta  # config.yaml's meta block
+    context = inner.get(META_KEY)
     if not context:
         yield None
         return

@@ -8,7 +8,6 @@ the confirmation runs that ``sweep export`` writes).
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -118,6 +117,3 @@ def intermediate_value(objective: Objective, record: dict, trainer) -> float:
     metrics, _ = evaluate_split(trainer, "val", only=[objective.task])
     return float(metrics[objective.task][objective.metric])
 
-
-def describe(objectives: list[Objective]) -> str:
-    return json.dumps({o.name: o.direction for o in objectives})

@@ -99,6 +99,13 @@ def read_search(value: Any, data: dict, path: Path, report) -> Search | None:
         if weights is not None:
             report.add("search.task_weights", "the grid sampler takes listed values only; search "
                        "tasks.NAME.weight as categorical params with weighting.kind: fixed in base instead")
+        grids = [p.grid() for p in params]
+        if trials is not None and params and all(g is not None for g in grids) and not any(p.when for p in params):
+            size = 1
+            for grid in grids:
+                size *= len(grid)
+            if trials > size:
+                report.add("search.trials", f"{trials} trials, but the grid has {size} points (each is tried once)")
     if report.out or trials is None or seeds is None or not goals or not sampler or not pruner or store is None:
         return None
     search = Search(params, weights, goals, trials, seeds, sampler, pruner, store, copy.deepcopy(base), path.parent)

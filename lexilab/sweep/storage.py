@@ -6,7 +6,7 @@
 - ``postgresql://...``: Optuna's RDB storage (SQLAlchemy + psycopg 3) with heartbeats: each
   running trial's job records one every ``heartbeat_interval`` seconds; the sweep driver fails
   a trial whose heartbeat is older than ``grace_period`` and Optuna's
-  ``RetryFailedTrialCallback`` enqueues it again (the driver reuses its run directories, so
+  ``RetryHeartbeatStaleTrialCallback`` enqueues it again (the driver reuses its run directories, so
   the rerun resumes from the checkpoint).
 - ``sqlite:///path``: works, but SQLite is not for parallel workers (Optuna's FAQ): a warning
   when W > 1.
@@ -148,7 +148,7 @@ def check_reachable(storage: StorageSpec, where: str, workers: int) -> None:
 def open_storage(storage: StorageSpec):
     """The Optuna storage object (journal or RDB with heartbeats)."""
     import optuna
-    from optuna.storages import RDBStorage, RetryFailedTrialCallback
+    from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
     from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock, JournalStorage
 
     url = storage.url
@@ -164,7 +164,7 @@ def open_storage(storage: StorageSpec):
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         return RDBStorage(sqlalchemy_url(url), engine_kwargs={"pool_pre_ping": True},
                           heartbeat_interval=storage.heartbeat_interval, grace_period=storage.grace_period,
-                          heartbeat_stale_trial_callback=RetryFailedTrialCallback(max_retry=storage.max_retry))
+                          heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=storage.max_retry))
 
 
 def uses_heartbeat(storage) -> bool:

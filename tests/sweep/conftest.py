@@ -39,7 +39,7 @@ def tiny_base(data_root: Path, max_steps: int = 4) -> dict:
     }
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def make_base(shared_data):
     """make_base(max_steps=4) -> a fresh tiny two-task run config (the base of a sweep spec)."""
     return lambda max_steps=4: tiny_base(shared_data, max_steps)
@@ -114,7 +114,7 @@ def postgres_url():
     try:
         yield f"postgresql://lexilab@127.0.0.1:{port}/postgres"
     finally:
-        os.kill(pid, signal.SIGTERM)  # smart shutdown by its own PID, never by name
+        os.kill(pid, signal.SIGINT)  # fast shutdown, by its own PID (never by name)
         for _ in range(100):
             try:
                 os.kill(pid, 0)

@@ -62,6 +62,32 @@ def test_median_pruner_prunes_a_designed_bad_region(sweep_spec, results, shared_
     assert status["state"] == "pruned" and status["pruned_step"] < 8
     assert (run_dir / "config.yaml").is_file() and not (run_dir / "metrics.json").exists()
     assert max(bad.intermediate_values) == status["pruned_step"]
+    from lexilab.commands.status import status_table
+
+    text, counts = status_table("tiny_sweep", results)  # `python -m lexilab status tiny_sweep`
+    assert counts["pruned"] == 1 and counts["done"] == 2
+    assert any(line.startswith("trial-2") and "pruned" in line for line in text.splitlines())
+
+
+def test_wilcoxon_pruner_skips_the_remaining_seeds_of_a_bad_trial(sweep_spec, results):
+    # seeds of the diverging lr 3.0 are worse than the best trial's same seeds: after two of them
+    # the one-sided signed-rank test (exact p = 1/4 < 0.5) prunes, and seed 2 never trains
+    path = sweep_spec({"params": {"optim.lr": {"type": "categorical", "choices": [0.01, 3.0]}},
+                       "objectives": "val_loss/colour", "trials": 2, "seeds_per_trial": 3,
+                       "pruner": {"kind": "wilcoxon", "p_threshold": 0.5, "n_startup_steps": 2}})
+    sweep = load_sweep(str(path), str(results), None)
+    driver = Driver(sweep.spec, sweep.root, sweep.storage, poll_s=0.05)
+    study = driver.open_study()
+    for lr in (0.01, 3.0):
+        study.enqueue_trial({"optim.lr": lr})
+    driver.run()
+    good, bad = study.trials
+    assert good.state.name == "COMPLETE" and sorted(good.intermediate_values) == [0, 1, 2]
+    assert bad.state.name == "PRUNED" and sorted(bad.intermediate_values) == [0, 1]
+    assert all(bad.intermediate_values[k] > good.intermediate_values[k] for k in (0, 1))
+    trial_dir = results / "tiny_sweep" / "trial-1"
+    assert [read_status(trial_dir / f"seed-{k}")["state"] for k in (0, 1)] == ["done", "done"]
+    assert not (trial_dir / "seed-2").exists()
 
 
 def test_finished_sweep_trains_nothing(sweep_spec, cli, results):

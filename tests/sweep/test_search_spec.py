@@ -50,6 +50,8 @@ def test_valid_search_block(sweep_spec):
     ({"params": {"train.batch_size": {"type": "int", "low": 0, "high": 16}}}, "search.params.train.batch_size",
      "at the corner train.batch_size=0"),
     ({"trials": 0}, "search.trials", "≥ 1"),
+    ({"params": {"optim.lr": {"type": "categorical", "choices": [0.01, 0.02]}}, "sampler": "grid", "trials": 3},
+     "search.trials", "the grid has 2 points"),
 ])
 def test_malformed_search_block_is_one_line_naming_file_line_and_key(sweep_spec, cli, results, search, key, words):
     block = {**GOOD, **search}
