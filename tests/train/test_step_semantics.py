@@ -123,6 +123,19 @@ def test_skipped_micro_batch_neither_dilutes_the_step_nor_counts_examples(make_c
     _assert_same_grads(_grads(trainer), expected, rtol=1e-6)
 
 
+def test_window_with_every_micro_batch_skipped_takes_no_step(make_config, tmp_path, monkeypatch):
+    trainer = _trainer(make_config, tmp_path, "allskip", ("topic",), train__batch_size=4, train__grad_accum=2,
+                       train__on_nonfinite="skip")
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    task = trainer.tasks["topic"]
+    original = task.loss
+    monkeypatch.setattr(task, "loss", lambda *a: original(*a) * float("nan"))
+    record = trainer._window(2)
+    assert trainer.nonfinite_skipped == 2 and record["examples"] == 0
+    assert not any(k.startswith("loss/") for k in record)
+    assert all(torch.equal(before[k], v) for k, v in trainer.model.state_dict().items())
+
+
 # ----------------------------------------------------------------- clipping (item 2)
 def test_clipping_scales_the_model_gradients_only(make_config, tmp_path):
     """Uncertainty's log-variance gradients stay out of the clipped norm and are not clipped."""
