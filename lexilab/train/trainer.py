@@ -347,6 +347,7 @@ def train_run(config: dict, run_dir: str | Path, progress: bool = True, on_evalu
     """Train (or resume) one run into ``run_dir`` and return its metrics ({split: {task: ...}})."""
     from lexilab.envinfo import record_environment
     from lexilab.io import remove_orphan_temps
+    from lexilab.train.state import discard_previous
 
     run_dir = Path(run_dir)
     trainer = Trainer(config, run_dir, progress=progress)
@@ -360,4 +361,6 @@ def train_run(config: dict, run_dir: str | Path, progress: bool = True, on_evalu
     atomic_write_json(run_dir / "leakage.json", trainer.parts.leakage)
     trainer.maybe_resume()
     trainer.fit()
-    return finalize(trainer)
+    metrics = finalize(trainer)
+    discard_previous(run_dir / "checkpoints" / "last")  # finished: no fallback checkpoint needed
+    return metrics

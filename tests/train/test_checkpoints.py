@@ -138,3 +138,4 @@ def test_state_file_holds_only_tensors_and_plain_values(reference):
     run_dir, _ = reference
     state = torch.load(run_dir / "checkpoints" / "last" / STATE_FILE, weights_only=True)
     assert state["step"] == 6 and isinstance(state["rng"]["numpy"]["key"], torch.Tensor)
+    assert not (run_dir / "checkpoints" / "last" / PREVIOUS_FILE).exists()  # a finished run keeps one state
