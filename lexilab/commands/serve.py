@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import socket
+import sys
 
 from lexilab.errors import LexilabError
 
@@ -53,7 +54,8 @@ def handle(args) -> int:
     shown = f"[{host}]" if ":" in host else host
     print(f"lexilab serve: http://{shown}:{port}/ — {', '.join(r.name for r in runs)} "
           f"(weights loading; GET /health says ready)", flush=True)
-    app = create_app(runs, args.device, args.max_batch, args.max_chars)
+    app = create_app(runs, args.device, args.max_batch, args.max_chars,
+                     announce=lambda line: print(line, file=sys.stderr, flush=True))
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
     server.run(sockets=[sock])
     return 0

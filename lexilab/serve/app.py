@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from lexilab.serve.schemas import PredictRequest, PredictResponse, Problem, Runs
 
 STATIC_DIR = Path(__file__).parent / "static"
 BATCHES_PER_REQUEST = 16  # a request may hold up to 16 × --max-batch texts
+BODY_SLACK = 64 * 1024     # bytes of JSON around the texts (keys, runs, tasks)
 
 
 class InputError(Exception):
@@ -33,10 +35,14 @@ class InputError(Exception):
 class Service:
     """The served runs, their predictors and workers, and whether they are loaded yet."""
 
-    def __init__(self, runs: list[ServedRun], device: str = "auto", max_batch: int = 64, max_chars: int = 20000):
+    def __init__(self, runs: list[ServedRun], device: str = "auto", max_batch: int = 64, max_chars: int = 20000,
+                 announce=None):
         self.runs = {run.name: run for run in runs}
         self.device, self.max_batch, self.max_chars = device, max_batch, max_chars
         self.max_texts = max_batch * BATCHES_PER_REQUEST
+        # a JSON string escapes a character in at most 6 bytes (\uXXXX); larger bodies are refused unread
+        self.max_body = self.max_texts * (6 * max_chars + 4) + BODY_SLACK
+        self.announce = announce or (lambda line: None)
         self.state, self.error = "loading", None
         self.workers: dict[str, BatchWorker] = {}
         self.descriptions: dict[str, dict] = {}
@@ -45,6 +51,7 @@ class Service:
     def load(self) -> None:
         from lexilab.inference import load_predictor
 
+        started = time.time()
         try:
             for name, run in self.runs.items():
                 predictor = load_predictor(run.path, self.device)
@@ -54,9 +61,12 @@ class Service:
                                            "examples": example_texts(run, predictor.config)}
                 self.workers[name] = BatchWorker(predictor, self.max_batch, name)
         except Exception as err:  # the server stays up and says why in /health
-            self.state, self.error = "error", f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+            first_line = str(err).splitlines()[0] if str(err) else ""
+            self.state, self.error = "error", f"{name}: {type(err).__name__}: {first_line}"
+            self.announce(f"lexilab serve: error: {self.error}")
         else:
             self.state = "ready"
+            self.announce(f"lexilab serve: ready ({len(self.runs)} run(s) loaded in {time.time() - started:.1f} s)")
         self.ready.set()
 
     def close(self) -> None:
@@ -129,8 +139,10 @@ def _validation_problem(err: RequestValidationError) -> tuple[str, str]:
     return field, first.get("msg", "invalid")
 
 
-def create_app(runs: list[ServedRun], device: str = "auto", max_batch: int = 64, max_chars: int = 20000) -> FastAPI:
-    service = Service(runs, device, max_batch, max_chars)
+def create_app(runs: list[ServedRun], device: str = "auto", max_batch: int = 64, max_chars: int = 20000,
+               announce=None) -> FastAPI:
+    """The ASGI app; ``announce(line)`` is told when the weights are loaded (or fail to load)."""
+    service = Service(runs, device, max_batch, max_chars, announce)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -142,6 +154,14 @@ def create_app(runs: list[ServedRun], device: str = "auto", max_batch: int = 64,
                   description="Every task of trained lexilab runs, side by side: summaries, top-k labels with "
                               "probabilities, multi-label sets under each run's calibrated thresholds.")
     app.state.service = service
+
+    @app.middleware("http")
+    async def refuse_huge_bodies(request: Request, call_next):
+        length = request.headers.get("content-length", "")
+        if length.isdigit() and int(length) > service.max_body:
+            return JSONResponse({"detail": f"body: {length} bytes; at most {service.max_body} "
+                                           f"(--max-chars × texts per request)", "field": "body"}, status_code=413)
+        return await call_next(request)
 
     @app.exception_handler(InputError)
     async def input_error(request: Request, err: InputError):

@@ -23,9 +23,9 @@ MAX_BATCH, MAX_CHARS = 4, 200
 TEXTS = ["red dog north table chair", "blue cat south house garden", "green horse cold road year"]
 
 
-def make_app(trained_study, arms=("mtl", "topic_only")):
+def make_app(trained_study, arms=("mtl", "topic_only"), **options):
     return create_app(check_run_dirs([str(trained_study[a]) for a in arms]), device="cpu",
-                      max_batch=MAX_BATCH, max_chars=MAX_CHARS)
+                      max_batch=MAX_BATCH, max_chars=MAX_CHARS, **options)
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +37,8 @@ def client(trained_study):
 
 
 def test_health_is_ready_only_after_the_weights_load(trained_study):
-    app = make_app(trained_study, arms=("topic_only",))
+    said = []
+    app = make_app(trained_study, arms=("topic_only",), announce=said.append)
     service = app.state.service
     release, load = threading.Event(), service.load
     service.load = lambda: (release.wait(60), load())  # hold the real loading back until we have asked
@@ -52,6 +53,25 @@ def test_health_is_ready_only_after_the_weights_load(trained_study):
         health = client.get("/health").json()
         assert health["status"] == "ready" and health["runs"] == [SOLO]
         assert service.workers[SOLO].predictor.model.training is False
+    assert len(said) == 1 and re.fullmatch(r"lexilab serve: ready \(1 run\(s\) loaded in [0-9.]+ s\)", said[0])
+
+
+def test_weights_that_fail_to_load_leave_the_server_up_saying_why(trained_study, tmp_path):
+    import shutil
+
+    run = tmp_path / "servetiny" / "topic_only" / "seed-0"
+    shutil.copytree(trained_study["topic_only"], run, ignore=shutil.ignore_patterns("last"))
+    (run / "checkpoints" / "best" / "model.safetensors").write_bytes(b"not a safetensors file")
+    said = []
+    app = create_app(check_run_dirs([str(run)]), device="cpu", announce=said.append)  # passes the start checks
+    with TestClient(app) as client:
+        assert app.state.service.ready.wait(120)
+        health = client.get("/health")
+        assert health.status_code == 503 and health.json()["status"] == "error"
+        assert health.json()["error"].startswith(f"{SOLO}: ") and "\n" not in health.json()["error"]
+        refused = client.post("/predict", json={"texts": ["a"]})
+        assert refused.status_code == 503 and refused.json()["detail"].startswith("server: not ready (error: ")
+    assert said == [f"lexilab serve: error: {health.json()['error']}"]
 
 
 def test_runs_describe_each_run_from_its_directory(client, trained_study):
@@ -179,6 +199,10 @@ def test_malformed_json_names_the_body(client):
     response = client.post("/predict", content=b'{"texts": ["a"', headers={"content-type": "application/json"})
     assert response.status_code == 422
     assert response.json()["detail"].startswith("body: malformed JSON at character")
+    service = client.app.state.service  # a body larger than any valid request is refused unread
+    huge = b'{"texts": ["' + b"a" * service.max_body + b'"]}'
+    response = client.post("/predict", content=huge, headers={"content-type": "application/json"})
+    assert response.status_code == 413 and response.json()["detail"].startswith(f"body: {len(huge)} bytes; at most")
     assert client.get("/health").status_code == 200
 
 
