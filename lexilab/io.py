@@ -106,26 +106,30 @@ def remove_orphan_temps(directory: str | os.PathLike, min_age_s: float = 0.0) ->
     return removed
 
 
-# where a results tree must never go: the kernel's virtual filesystems
+# where a results tree must never go: the kernel's virtual filesystems (/dev/shm is storage)
 SYSTEM_DIRS = ("/proc", "/sys", "/dev")
+STORAGE_UNDER_SYSTEM_DIRS = ("/dev/shm",)
 
 
 def check_output_dir(path: str | os.PathLike, what: str, writable: bool = True) -> Path:
-    """Refuse, in one line and before anything is written, an output folder that is a file,
-    lies under /proc, /sys or /dev, or (``writable``) cannot be created or written. Creates
-    nothing; returns the absolute path."""
+    """Refuse, in one line and before anything is written, an output folder that is (or lies
+    inside) something other than a directory, lies under /proc, /sys or /dev (but /dev/shm),
+    or (``writable``) cannot be created or written. Creates nothing; returns the absolute path."""
     from lexilab.errors import LexilabError
 
     path = Path(path).expanduser()
     resolved = path.resolve()
-    for system in SYSTEM_DIRS:
-        if resolved == Path(system) or Path(system) in resolved.parents:
-            raise LexilabError(f"{path}: {what} is under {system} (a kernel filesystem, not storage)")
+    def under(folder: str) -> bool:
+        return resolved == Path(folder) or Path(folder) in resolved.parents
+
+    system = next((folder for folder in SYSTEM_DIRS if under(folder)), None)
+    if system and not any(under(folder) for folder in STORAGE_UNDER_SYSTEM_DIRS):
+        raise LexilabError(f"{path}: {what} is under {system} (a kernel filesystem, not storage)")
     probe = resolved
     while not probe.exists():  # the nearest existing ancestor decides whether it can be made
         probe = probe.parent
     if not probe.is_dir():
-        raise LexilabError(f"{path}: {what} must be a directory; {probe} is a file")
+        raise LexilabError(f"{path}: {what} must be a directory; {probe} exists and is not one")
     if writable and not os.access(probe, os.W_OK | os.X_OK):
         raise LexilabError(f"{path}: {what} is not writable ({probe} does not allow this user to write)")
     return resolved

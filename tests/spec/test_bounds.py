@@ -4,6 +4,7 @@ names that collide with the MLflow store. Each gives one error line and writes n
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 import yaml
@@ -109,7 +110,7 @@ def test_run_count_limit_and_max_runs(cli, make_spec, tmp_path):
     assert code == 0 and "= 3 runs" in out, err
 
 
-@pytest.mark.parametrize("where", ["file", "/proc/lexilab", "/sys/results", "/dev/shm/x/y"])
+@pytest.mark.parametrize("where", ["file", "/proc/lexilab", "/sys/results", "/dev/results/x"])
 def test_results_root_that_cannot_hold_results(cli, make_spec, tmp_path, where):
     if where == "file":
         root = tmp_path / "taken"
@@ -120,9 +121,16 @@ def test_results_root_that_cannot_hold_results(cli, make_spec, tmp_path, where):
     code, out, err = cli("run", make_spec(), "--results", target)
     assert code == 2 and len(err.splitlines()) == 1 and "results root" in err, err
     if where == "file":
-        assert root.read_text() == "not a folder" and "is a file" in err
+        assert root.read_text() == "not a folder" and f"{root} exists and is not one" in err
     else:
         assert "kernel filesystem" in err
+
+
+def test_results_root_in_shared_memory_is_storage():
+    from lexilab.io import check_output_dir
+
+    assert check_output_dir("/dev/shm/lexilab-results", "the results root") == Path("/dev/shm/lexilab-results")
+    assert not Path("/dev/shm/lexilab-results").exists()  # checked, not created
 
 
 @pytest.mark.parametrize("name", ["mlflow.db", "MLflow.db", "mlflow.db-journal", "mlflow.db-wal", "mlartifacts"])
@@ -133,7 +141,6 @@ def test_experiment_names_that_collide_with_the_mlflow_store(cli, make_spec, tmp
 
 def test_reserved_names_cover_the_default_store(tmp_path):
     """The names refused are the files the tracking module puts at the results root."""
-    from pathlib import Path
     from urllib.parse import urlparse
 
     from lexilab.spec import STORE_NAMES
