@@ -92,7 +92,12 @@ def parse_yaml(path: Path) -> tuple[Any, dict[str, int], list[str]]:
     """(data, dotted key path → 1-based line, keys given twice) of a YAML file within the
     bounds; any problem is one line with the file and, where known, the line and column."""
     text = _read_text(path)
-    loader = BoundedLoader(text)
+    try:
+        loader = BoundedLoader(text)
+    except yaml.reader.ReaderError as err:  # a character YAML does not allow (NUL, BEL, ...)
+        line = text.count("\n", 0, err.position) + 1
+        column = err.position - (text.rfind("\n", 0, err.position) + 1) + 1
+        raise LexilabError(f"{path}:{line}:{column}: character #x{err.character:04x} is not allowed in YAML") from None
     lines: dict[str, int] = {}
     duplicates: list[str] = []
     try:
@@ -106,7 +111,7 @@ def parse_yaml(path: Path) -> tuple[Any, dict[str, int], list[str]]:
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
         what = " ".join(str(x) for x in (err.context, err.problem) if x)
         raise LexilabError(f"{where}: YAML syntax error: {what}") from None
-    except yaml.YAMLError as err:  # e.g. a control character the YAML reader refuses
+    except yaml.YAMLError as err:  # anything else PyYAML refuses, as one line
         raise LexilabError(f"{path}: YAML error: {' '.join(str(err).split())}") from None
     finally:
         loader.dispose()

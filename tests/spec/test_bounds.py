@@ -35,6 +35,12 @@ def test_bytes_that_are_not_utf8(cli, write_spec, tmp_path, base_config):
     assert f"{spec}:2:" in line and "not UTF-8" in line and "0xe9" in line
 
 
+def test_a_character_yaml_does_not_allow(cli, write_spec, tmp_path):
+    spec = write_spec("name: toy\nbase: {}\ndescription: bell\x07\n")
+    line = refused(cli, spec, tmp_path)
+    assert line == f"lexilab: error: {spec}:3:18: character #x0007 is not allowed in YAML"
+
+
 def test_twenty_thousand_nested_brackets(cli, write_spec, tmp_path):
     spec = write_spec("name: toy\nbase: " + "[" * 20_000 + "]" * 20_000 + "\n")
     line = refused(cli, spec, tmp_path)
