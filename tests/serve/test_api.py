@@ -221,3 +221,13 @@ def test_page_static_files_and_docs(client):
     assert {"/health", "/runs", "/predict"} <= set(schema["paths"])
     assert "texts" in schema["components"]["schemas"]["PredictRequest"]["properties"]
     assert client.get("/docs").status_code == 200
+
+
+def test_the_page_ships_as_package_data(repo_root):
+    import fnmatch
+    import tomllib
+
+    patterns = tomllib.loads((repo_root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    shipped = patterns["lexilab.serve"]
+    for path in STATIC_DIR.iterdir():  # an installed (non-editable) lexilab serves the same page
+        assert any(fnmatch.fnmatch(f"static/{path.name}", p) for p in shipped), path.name
