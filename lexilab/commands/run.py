@@ -19,12 +19,12 @@ from lexilab.commands.status import format_table, results_root, status_table
 from lexilab.envinfo import ACCEPT_FLAG, accept_changed_runs, changed_runs, changed_runs_lines
 from lexilab.errors import LexilabError
 from lexilab.io import check_output_dir
-from lexilab.runs import STATUS_FILE, Action, move_aside, plan_runs, update_status, write_run
+from lexilab.runs import STATUS_FILE, Action, move_aside, plan_runs, queue_run, read_status, write_run
 from lexilab.spec import MAX_RUNS, MAX_RUNS_CEILING, Spec, SpecError, differences, load_spec
 
 EXECUTORS = ("inline", "local", "slurm", "debug")
 LABELS = {"new": "new", "skip": "done", "retry": "retry", "active": "active", "changed": "changed",
-          "blocked": "BLOCKED"}
+          "blocked": "BLOCKED", "unreadable": "unreadable"}
 # command-line resource flags → the dispatch layer's resource keys
 RESOURCE_FLAGS = {"partition": "partition", "account": "account", "qos": "qos", "time": "time",
                   "gpus": "gpus_per_node", "cpus": "cpus_per_task", "mem": "mem", "constraint": "constraint",
@@ -60,10 +60,17 @@ def plan_report(spec: Spec, actions: list[Action], root: Path, dry_run: bool) ->
         elif len(chosen) == 1:
             lines += ["", f"one arm ({chosen[0].name}): the base config"]
     notes = [f"  {a.run.arm}/seed-{a.run.seed}: {LABELS[a.kind]}: {a.note}" for a in actions
-             if a.kind in ("changed", "blocked", "active", "retry") and a.note]
+             if a.kind in ("changed", "blocked", "active", "retry", "unreadable") and a.note]
     if notes:
         lines += ["", *notes]
     return "\n".join(lines)
+
+
+def _state(run_dir: Path) -> str:
+    try:
+        return read_status(run_dir).get("state", "pending")
+    except LexilabError:  # a damaged status.json
+        return "unknown"
 
 
 def _cli_resources(args) -> dict:
@@ -147,9 +154,9 @@ def _run(args) -> int:
                     "spec": str(Path(args.spec).resolve()), "grid": grid, "report": spec.report}
             write_run(action.path, run.config, meta, run.config_hash)
             todo.append(action)
-        elif action.kind == "retry":
-            update_status(action.path, state="pending", retried=time.time(), job_id=None, slurm_job_id=None)
-            todo.append(action)
+        elif action.kind == "retry":  # unless another `run` command took it meanwhile
+            if queue_run(action.path, retried=time.time(), job_id=None, slurm_job_id=None):
+                todo.append(action)
     counts = {k: sum(a.kind == k for a in actions) for k in LABELS}
     print(f"{counts['new'] + counts['changed']} new, {counts['retry']} to retry, {counts['skip']} done, "
           f"{counts['active']} still running or queued")
@@ -160,15 +167,22 @@ def _run(args) -> int:
     from lexilab.tracking import ensure_experiment
 
     # created here, once: parallel jobs creating the same MLflow experiment would race
-    ensure_experiment(spec.name, todo[0].run.config, root)
+    try:
+        ensure_experiment(spec.name, todo[0].run.config, root)
+    except Exception as err:  # the MLflow mirror never stops a run: the run folders are the record
+        print(f"warning: MLflow: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}; "
+              "the runs go on without the mirror", file=sys.stderr)
     dispatch([a.path for a in todo], args.executor, resources=resources, max_parallel=args.max_parallel,
              wait=args.wait, profile=args.profile, log_dir=root / spec.name / ".submitit")
-    if args.wait or args.executor == "inline":
+    if args.wait or args.executor in ("inline", "debug"):
         arms = list(dict.fromkeys(a.run.arm for a in actions))
         text, counts = status_table(spec.name, root, arms, sorted({a.run.seed for a in actions}),
                                     {(a.run.arm, a.run.seed): a.run.config_hash for a in actions})
         print("\n" + text)
-        return 1 if counts.get("failed") else 0
+        unfinished = [(a, _state(a.path)) for a in todo if _state(a.path) != "done"]
+        for action, state in unfinished:  # e.g. its status could not be written (disk full)
+            print(f"lexilab: error: {action.path}: did not finish (state {state})", file=sys.stderr)
+        return 1 if counts.get("failed") or counts.get("unknown") or unfinished else 0
     print(f"submitted {len(todo)} runs; follow them with: python -m lexilab status {args.spec}")
     return 0
 

@@ -52,15 +52,16 @@ def _records(run_dir: Path) -> list[tuple]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("commands", [2, 4])
-def test_concurrent_run_commands_train_every_run_once(runs, wait_for, commands):
-    spec, results = _spec(runs, "race", seeds=3), runs.root / "results"
-    # the first command is training when the others start: they find one run running and the
-    # rest queued by a live process (the case that trained runs twice); the others race each other
-    first = _command(spec, results)
-    wait_for(lambda: any(r.state == "running" for r in scan_experiment(results / "race").values()),
-             240, "the first command to start a run", 0.05)
-    procs = [first] + [_command(spec, results) for _ in range(commands - 1)]
+@pytest.mark.parametrize("commands, staggered", [(2, False), (4, True)])
+def test_concurrent_run_commands_train_every_run_once(runs, wait_for, commands, staggered):
+    spec, results = _spec(runs, "race", seeds=3, max_steps=16), runs.root / "results"
+    procs = [_command(spec, results)]
+    if staggered:
+        # the others start while the first trains: they find one run running and the rest
+        # queued by a live process (the case that trained runs twice), and race each other
+        wait_for(lambda: any(r.state == "running" for r in scan_experiment(results / "race").values()),
+                 240, "the first command to start a run", 0.05)
+    procs += [_command(spec, results) for _ in range(commands - 1)]
     outputs = [p.communicate(timeout=600) for p in procs]
     assert [p.returncode for p in procs] == [0] * commands, [err[-2000:] for _, err in outputs]
     found = scan_experiment(results / "race")

@@ -105,7 +105,8 @@ def test_run_writes_runs_dispatches_and_rerun_skips_done(cli, make_spec, tmp_pat
 def test_spec_change_moves_old_runs_aside_with_a_warning(cli, make_spec, base_config, tmp_path, dispatched):
     results = tmp_path / "results"
     spec = make_spec(seeds=1)
-    assert cli("run", spec, "--results", results)[0] == 0
+    # --executor local: the recorder never trains, and `run` with inline fails on runs left unfinished
+    assert cli("run", spec, "--results", results, "--executor", "local")[0] == 0
     old = scan_experiment(results / "toy")[("base", 0)].config_hash
     update_status(results / "toy" / "base" / "seed-0", state="done")
     base_config["optim"]["lr"] = 1.0e-4
@@ -114,7 +115,7 @@ def test_spec_change_moves_old_runs_aside_with_a_warning(cli, make_spec, base_co
     assert ["base", "done", "*"] in [line.split() for line in out.splitlines()] and "the spec has changed" in out
     code, out, err = cli("run", spec, "--dry-run", "--results", results)
     assert code == 0 and "changed" in out and f"moves to seed-0.{old}/" in out
-    code, out, err = cli("run", spec, "--results", results)
+    code, out, err = cli("run", spec, "--results", results, "--executor", "local")
     assert code == 0 and "the spec changed since this run was written" in err
     kept = results / "toy" / "base" / f"seed-0.{old}"
     assert read_status(kept)["state"] == "done"
@@ -125,7 +126,7 @@ def test_spec_change_moves_old_runs_aside_with_a_warning(cli, make_spec, base_co
 def test_status_table_from_name_and_from_spec(cli, make_spec, tmp_path, dispatched):
     results = tmp_path / "results"
     spec = make_spec(factors={"pooling": POOLING}, seeds=2)
-    assert cli("run", spec, "--results", results, "--only", "mean")[0] == 0
+    assert cli("run", spec, "--results", results, "--only", "mean", "--executor", "local")[0] == 0
     update_status(results / "toy" / "mean" / "seed-0", state="done")
     update_status(results / "toy" / "mean" / "seed-1", state="failed", job_id="4242",
                   error="ValueError: loss is nan", traceback="Traceback ...")
@@ -152,5 +153,5 @@ def test_status_of_unknown_experiment(cli, tmp_path):
 
 def test_results_root_from_environment(cli, make_spec, tmp_path, monkeypatch, dispatched):
     monkeypatch.setenv("LEXILAB_RESULTS", str(tmp_path / "elsewhere"))
-    assert cli("run", make_spec(), "--seeds", "1")[0] == 0
+    assert cli("run", make_spec(), "--seeds", "1", "--executor", "local")[0] == 0
     assert (tmp_path / "elsewhere" / "toy" / "base" / "seed-0" / "config.yaml").exists()
