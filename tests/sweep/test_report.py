@@ -16,6 +16,7 @@ from lexilab.config import identity_hash
 from lexilab.spec import load_spec
 from lexilab.sweep.study import load_study, load_sweep
 
+pytestmark = pytest.mark.slow  # one shared 4-trial sweep + a 4-run experiment (~40 s on 2 loaded cores)
 OBJECTIVES = ["colour/accuracy", "animal/accuracy"]
 
 
@@ -114,7 +115,10 @@ def test_export_writes_a_runnable_confirm_spec_reproducing_trials_and_compared_a
     spec = load_spec(path)
     assert spec.seeds == [0, 1, 2] and spec.report["baseline"] == "methods-equal"
     tuned = [arm for arm in spec.arms if arm.name.startswith("tuned-trial-")]
-    assert len(tuned) == 2
+    study = load_study(load_sweep(str(swept["sweep"]), str(swept["results"]), None))
+    front = _pareto({t.number: tuple(t.values) for t in study.trials})
+    assert len(tuned) == min(2, len(front))
+    assert {int(arm.name.rsplit("-", 1)[1]) for arm in tuned} <= front  # points of the front only
     for arm in tuned:  # the trial's run config, seed aside
         number = int(arm.name.rsplit("-", 1)[1])
         run_config = yaml.safe_load((swept["results"] / "two_goals" / f"trial-{number}" / "seed-0" /
