@@ -16,6 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 
 from lexilab.serve.batching import BatchWorker
 from lexilab.serve.runs import ServedRun, describe, example_texts
@@ -150,7 +151,8 @@ def create_app(runs: list[ServedRun], device: str = "auto", max_batch: int = 64,
         yield
         service.close()
 
-    app = FastAPI(title="lexilab serve", lifespan=lifespan,
+    # FastAPIOffline serves the Swagger UI assets itself: /docs works without internet.
+    app = FastAPIOffline(title="lexilab serve", lifespan=lifespan, redoc_url=None,
                   description="Every task of trained lexilab runs, side by side: summaries, top-k labels with "
                               "probabilities, multi-label sets under each run's calibrated thresholds.")
     app.state.service = service

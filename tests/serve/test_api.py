@@ -220,7 +220,11 @@ def test_page_static_files_and_docs(client):
     schema = client.get("/openapi.json").json()
     assert {"/health", "/runs", "/predict"} <= set(schema["paths"])
     assert "texts" in schema["components"]["schemas"]["PredictRequest"]["properties"]
-    assert client.get("/docs").status_code == 200
+    docs = client.get("/docs")
+    assert docs.status_code == 200 and "swagger-ui-bundle.js" in docs.text
+    assert not re.findall(r'(?:src|href)="(https?:[^"]*)"', docs.text), "/docs must not load from a CDN"
+    for url in re.findall(r"(?:src|href)=\"(/[^\"]*)\"|url: '(/[^']*)'", docs.text):
+        assert client.get(next(u for u in url if u)).status_code == 200
 
 
 def test_the_page_ships_as_package_data(repo_root):
