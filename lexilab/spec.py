@@ -108,10 +108,11 @@ class Spec:
         else:
             seed_list = list(seeds)
         arms = self.select(only)
-        if max_runs is not None and len(arms) * len(seed_list) > max_runs:
-            count = len(arms) * len(seed_list)
-            raise SpecError([f"{self.path}: {count:,} runs ({len(arms)} arms × {len(seed_list)} seeds) is more than "
-                             f"{max_runs:,}, the limit of one command; pass --max-runs {count} to plan them"])
+        count = len(arms) * len(seed_list)
+        if max_runs is not None and count > max_runs:
+            grid = f"{len(arms)} arm{'s' * (len(arms) != 1)} × {len(seed_list)} seed{'s' * (len(seed_list) != 1)}"
+            raise SpecError([f"{self.path}: {count:,} runs ({grid}) is more than {max_runs:,}, the limit of one "
+                             f"command; pass --max-runs {count} to plan them"])
         out = []
         for arm in arms:
             for seed in seed_list:

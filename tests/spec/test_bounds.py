@@ -109,7 +109,7 @@ def test_seeds_beyond_what_the_generators_take(cli, make_spec, tmp_path):
 
 def test_run_count_limit_and_max_runs(cli, make_spec, tmp_path):
     line = refused(cli, make_spec(seeds=MAX_SEEDS), tmp_path)  # 10,000 seeds: no folder, no table
-    assert f"10,000 runs (1 arms × 10000 seeds) is more than {MAX_RUNS:,}" in line and "--max-runs 10000" in line
+    assert f"10,000 runs (1 arm × 10000 seeds) is more than {MAX_RUNS:,}" in line and "--max-runs 10000" in line
     spec = make_spec(seeds=3)
     assert "--max-runs 3 to plan them" in refused(cli, spec, tmp_path, "--max-runs", "2")
     code, out, err = cli("run", spec, "--results", tmp_path / "results", "--max-runs", "3", "--dry-run")
