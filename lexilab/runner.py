@@ -49,6 +49,8 @@ def run_in_dir(run_dir: str | os.PathLike, progress: bool | None = None) -> dict
     from lexilab.claim import claim_run
 
     run_dir = Path(run_dir).resolve()
+    if not (run_dir / CONFIG_FILE).is_file():  # before the claim creates a file there
+        read_run_config(run_dir)  # raises, naming the file
     with claim_run(run_dir) as claimed:
         if not claimed:
             log.info("%s: another process trains this run; left alone", run_dir)

@@ -199,3 +199,18 @@ def test_a_garbage_status_json_is_reported_and_the_other_runs_go_on(cli, make_sp
     code, out, _ = cli("status", spec, "--results", results)
     assert code == 0 and ["base", "pending", "unknown", "pending"] in [line.split() for line in out.splitlines()]
     assert f"base/seed-1: {garbage}: unreadable (JSONDecodeError" in out
+
+
+def test_an_mlflow_failure_at_start_is_a_warning_and_the_runs_go_on(cli, make_spec, tmp_path, monkeypatch):
+    import lexilab.dispatch
+    import lexilab.tracking
+
+    def broken_store(*args, **kwargs):
+        raise RuntimeError("(sqlite3.OperationalError) table experiments already exists")
+
+    dispatched = []
+    monkeypatch.setattr(lexilab.tracking, "ensure_experiment", broken_store)
+    monkeypatch.setattr(lexilab.dispatch, "dispatch", lambda run_dirs, executor, **kw: dispatched.append(run_dirs))
+    code, out, err = cli("run", make_spec(seeds=2), "--results", tmp_path / "results", "--executor", "local")
+    assert code == 0 and len(dispatched) == 1 and len(dispatched[0]) == 2
+    assert "warning: MLflow: RuntimeError: (sqlite3.OperationalError) table experiments already exists" in err
