@@ -84,7 +84,9 @@ def two_level_items(stats, finalize: Callable[[np.ndarray], np.ndarray], *, base
     across arms, leading axes a batch (e.g. simulations) that shares the item draws;
     ``finalize`` maps summed statistics (..., k) to the metric (...) as in
     :func:`lexilab.stats.paired_bootstrap_items` (same resample draws for the same ``seed``).
-    Needs at least 2 seeds: with one, seed variance cannot be estimated."""
+    Needs at least 2 seeds: with one, seed variance cannot be estimated. Besides the arrays of
+    :func:`combine`, returns ``draws`` (B, ..., arms, seeds): the per-seed metric of every
+    item resample."""
     s = np.asarray(stats, dtype=float)
     if s.ndim < 4:
         raise ValueError("stats must have shape (..., arms, seeds, items, k)")
@@ -101,7 +103,7 @@ def two_level_items(stats, finalize: Callable[[np.ndarray], np.ndarray], *, base
         draws[row:row + len(counts)] = finalize(sums)
         row += len(counts)
     out = combine(finalize(s.sum(axis=-2)), draws, baseline=baseline, confidence=confidence)
-    return {**out, "method": f"{METHOD}; {n_resamples} item resamples", "n_items": n}
+    return {**out, "method": f"{METHOD}; {n_resamples} item resamples", "n_items": n, "draws": draws}
 
 
 def two_level_records(metric_fns: Sequence[Sequence[Callable[[np.ndarray], float]]], n_items: int, *,

@@ -45,8 +45,8 @@ def test_report_command_end_to_end(tiny_results, tmp_path, capsys):
 def test_item_level_report_on_real_predictions(tiny_results, tmp_path):
     report, _, _ = generate("tiny", results=tiny_results, out_dir=tmp_path, test="items", figures=False,
                             n_resamples=500)
-    assert report.comparisons["test"].str.startswith("paired item bootstrap").all()
-    assert report.comparisons["test"].str.contains("40 items").all()
+    assert report.comparisons["test"].str.startswith("two-level").all()
+    assert report.comparisons["test"].str.contains("3 seeds × 40 items").all()
 
 
 def test_paper_builds_from_real_results(tiny_results, tmp_path, repo_root):
