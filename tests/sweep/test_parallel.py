@@ -141,3 +141,15 @@ def test_postgresql_heartbeat_fails_a_vanished_trial_and_it_is_retried(sweep_spe
     assert len(retry) == 1 and retry[0].state == optuna.trial.TrialState.COMPLETE
     assert retry[0].params == study.trials[0].params
     assert not [t for t in study.trials if t.state == optuna.trial.TrialState.RUNNING]
+
+
+@pytest.mark.slow
+def test_local_workers_get_one_gpu_each(sweep_spec, cli, results, monkeypatch):
+    """With GPUs visible (here named through LEXILAB_VISIBLE_GPUS; the runs train on CPU), each
+    trial in flight is pinned to its own GPU: CUDA_VISIBLE_DEVICES differs between overlapping trials."""
+    monkeypatch.setenv("LEXILAB_VISIBLE_GPUS", "0,1")
+    path = sweep_spec({**SPACE, "trials": 2})
+    code, out, err = cli("sweep", path, "--executor", "local", "--workers", "2")
+    assert code == 0, err
+    seen = [read_status(results / "tiny_sweep" / f"trial-{n}" / "seed-0").get("cuda_visible_devices") for n in (0, 1)]
+    assert sorted(seen) == ["0", "1"], seen
