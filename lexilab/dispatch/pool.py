@@ -22,7 +22,8 @@ from collections import deque
 from pathlib import Path
 from typing import Sequence
 
-from lexilab.runs import read_status, update_status
+from lexilab.claim import process_alive
+from lexilab.runs import update_status, update_status_if
 
 PLAN_FILE = "plan.json"
 LAUNCHER_PID_FILE = "launcher.pid"
@@ -68,11 +69,14 @@ def write_plan(folder: Path, run_dirs: Sequence[Path], slots: Sequence[str], tim
 
 
 def _job_ended(run_dir: str, job_id: str, exit_info: str) -> None:
-    # the job process is gone: if the run did not record an outcome, say so
-    status = read_status(run_dir)
-    if status.get("state") not in FINISHED:
-        update_status(run_dir, state="failed", finished=time.time(),
-                      error=f"local job {job_id} ended ({exit_info}) without recording a result")
+    # the job process is gone: if the run did not record an outcome, say so — unless another
+    # live process holds the run (this job then found the claim taken and left it alone)
+    def decide(status: dict) -> dict | None:
+        if status.get("state") in FINISHED or (status.get("state") == "running" and process_alive(status)):
+            return None
+        return {"state": "failed", "finished": time.time(),
+                "error": f"local job {job_id} ended ({exit_info}) without recording a result"}
+    update_status_if(run_dir, decide)
 
 
 def _pin(device: str, setup: Sequence[str]) -> dict:

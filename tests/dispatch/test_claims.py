@@ -127,3 +127,25 @@ def test_a_status_that_cannot_be_written_makes_run_exit_nonzero(runs, cli, monke
     assert read_status(run_dir)["state"] == "running"  # the done record never reached the disk
     assert code != 0
     assert f"{run_dir}: did not finish (state running)" in err
+
+
+def test_a_local_job_leaves_a_run_another_process_trains_alone(runs, monkeypatch):
+    from lexilab.dispatch import dispatch, refresh_status
+
+    monkeypatch.setenv("LEXILAB_VISIBLE_GPUS", "")
+    run_dir = runs.write("held")
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom lexilab.claim import claim_run\n"
+                               "from lexilab.runs import mark_running\nwith claim_run(sys.argv[1]):\n"
+                               "    mark_running(sys.argv[1]); print('held', flush=True); time.sleep(120)",
+                               str(run_dir)], stdout=subprocess.PIPE, text=True, cwd=REPO)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        dispatch([run_dir], "local", wait=True)  # its job finds the claim taken and returns at once
+        status = read_status(run_dir)
+        assert (status["state"], status["pid"], status["attempts"]) == ("running", holder.pid, 1)
+        assert not (run_dir / "history.jsonl").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    status = refresh_status([run_dir])[run_dir]  # the holder is gone: interrupted
+    assert status["state"] == "failed" and status["error"].startswith(f"interrupted: process {holder.pid} on ")
