@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import statistics
 import sys
 import time
@@ -25,7 +26,7 @@ from lexilab.sweep import space
 from lexilab.sweep.hook import META_KEY
 from lexilab.sweep.methods import build_pruner, build_sampler
 from lexilab.sweep.objectives import run_value
-from lexilab.sweep.storage import StorageSpec, open_storage, uses_heartbeat
+from lexilab.sweep.storage import STORAGE_ENV, StorageSpec, open_storage, redact, uses_heartbeat
 
 log = logging.getLogger("lexilab.sweep")
 RUN_DIRS_ATTR = "run_dirs"
@@ -247,7 +248,10 @@ class Driver:
         if problems:  # cannot happen for a validated space; refuse loudly rather than train something else
             self.finish(number, state="FAIL", note="invalid run config: " + "; ".join(p.line() for p in problems))
             return
-        context = {"study": self.name, "storage": dataclasses.asdict(self.storage), "trial_id": trial_id, "trial": number,
+        # the URL goes to config.yaml without its password; the job reads the full one from the
+        # environment it inherits (local launcher, sbatch --export=ALL)
+        stored = {**dataclasses.asdict(self.storage), "url": redact(self.storage.url)}
+        context = {"study": self.name, "storage": stored, "trial_id": trial_id, "trial": number,
                    "objectives": [o.name for o in self.search.objectives], "pruner": self.search.pruner}
         meta = {"experiment": self.name, "arm": f"trial-{number}", "seed": seed, "spec": str(Path(self.spec.path).resolve()),
                 "sweep": self.name, "trial": number, "params": values, META_KEY: context}
@@ -261,6 +265,7 @@ class Driver:
         from lexilab.runs import update_status
 
         update_status(run_dir, state="pending", job_id=None, slurm_job_id=None, error=None)
+        os.environ[STORAGE_ENV] = self.storage.url  # inherited by the job (inline: this process)
         resources = dict(getattr(self.spec, "resources", {}) or {})
         if self.executor == "local":
             gpu = self.free_gpu(number)

@@ -36,10 +36,12 @@ class TrialReporter:
 
         from lexilab.sweep.methods import build_pruner
         from lexilab.sweep.objectives import parse_objective
-        from lexilab.sweep.storage import StorageSpec, open_storage
+        from lexilab.sweep.storage import StorageSpec, open_storage, with_password
 
         self.context = context
-        self.storage = open_storage(StorageSpec(**context["storage"]))
+        spec = dict(context["storage"])
+        spec["url"] = with_password(spec["url"])  # config.yaml holds it without its password
+        self.storage = open_storage(StorageSpec(**spec))
         self.trial_id = int(context["trial_id"])
         pruner = context.get("pruner") or {"kind": "none"}
         self.prunes = pruner["kind"] in STEP_PRUNERS

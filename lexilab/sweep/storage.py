@@ -23,6 +23,7 @@ from typing import Any
 from lexilab.errors import LexilabError
 
 JOURNAL_FILE = "sweep.journal"
+STORAGE_ENV = "LEXILAB_SWEEP_STORAGE"  # the full storage URL (password included) for trial jobs
 DEFAULT_HEARTBEAT_S = 30
 DEFAULT_GRACE_S = 120
 RDB_SCHEMES = ("postgresql", "postgresql+psycopg", "sqlite", "mysql", "mysql+pymysql")
@@ -143,6 +144,13 @@ def check_reachable(storage: StorageSpec, where: str, workers: int) -> None:
             print(f"warning: {where}: SQLite is not meant for parallel workers (Optuna's FAQ: concurrent "
                   f"writes lock the database); with --workers {workers} use the default journal file or "
                   "PostgreSQL", file=sys.stderr)
+
+
+def with_password(url: str) -> str:
+    """A URL from config.yaml (password redacted) with the full one from $LEXILAB_SWEEP_STORAGE
+    when that names the same server and database."""
+    full = os.environ.get(STORAGE_ENV)
+    return full if full and "***" in url and redact(full) == url else url
 
 
 def open_storage(storage: StorageSpec):
