@@ -110,6 +110,8 @@ def handle(args) -> int:
 
 def _run(args) -> int:
     spec = load_spec(args.spec)
+    if spec.search is not None:  # its trials are written and dispatched by the sweep driver
+        raise LexilabError(f"{args.spec}: a sweep spec (search:); run it with: python -m lexilab sweep {args.spec}")
     if args.seeds is not None and args.seeds < 1:
         raise LexilabError(f"--seeds: {args.seeds}: expected a count ≥ 1")
     if args.max_parallel is not None and args.max_parallel < 1:

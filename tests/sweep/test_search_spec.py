@@ -155,3 +155,9 @@ def test_sqlite_with_parallel_workers_warns(sweep_spec, cli, results, tmp_path):
     assert code == 0, err
     assert "SQLite is not meant for parallel workers" in err
     assert not (tmp_path / "s.db").exists() and not results.exists()
+
+
+def test_run_refuses_a_sweep_spec(sweep_spec, cli, results):
+    lines = [l for l in cli("run", sweep_spec(GOOD))[2].splitlines() if l.strip()]
+    assert len(lines) == 1 and "a sweep spec (search:); run it with: python -m lexilab sweep" in lines[0], lines
+    assert not results.exists()
