@@ -1,7 +1,7 @@
 """Run every task of a trained run on new texts.
 
     from lexilab.inference import load_predictor
-    predictor = load_predictor("results/quickstart/mtl/seed-0")
+    predictor = load_predictor("results/quickstart/with_colour/seed-0")
     predictor.predict(["some text", ...])  # one dict per text: {task: output}
 
 Tasks that read their input the same way (same prefix and max length — the default) share one

@@ -6,7 +6,8 @@ fallbacks (Welch, Mann-Whitney); effect sizes; probability of improvement; multi
 correction; Δm for multi-task vs single-task baselines.
 Item level (one record per test example): a paired bootstrap over test items that recomputes a
 corpus-level metric from per-item sufficient statistics, vectorised as one matrix product per
-chunk of resamples.
+chunk of resamples. It holds the trained models fixed (`--test these-models`); the comparison
+that also accounts for retraining is the two-level one in :mod:`lexilab.hierarchical`.
 
 Conventions: a difference is always ``treatment - baseline``; p-values are two-sided; every
 interval comes with the name of the method that produced it. Randomness comes only from the
@@ -455,6 +456,9 @@ def paired_bootstrap_items(stats, finalize: Callable[[np.ndarray], np.ndarray], 
     test p = (1 + #{|δ* - δ| ≥ |δ|})/(1 + B) (Berg-Kirkpatrick et al. 2012, §3.1; Efron &
     Tibshirani 1993, §16.4). Resampled sums use ``dtype`` matrix products (float32 by default:
     exact for count statistics, ~1e-6 relative for real-valued ones; pass np.float64 if needed).
+    The models are fixed: the interval describes these trained models and ignores seed-to-seed
+    variance (simulated coverage of the retrained truth 88-91%; README, "Statistics"), which
+    :func:`lexilab.hierarchical.two_level_items` adds.
     """
     s = np.asarray(stats, dtype=float)
     if s.ndim != 4:

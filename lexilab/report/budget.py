@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 TOLERANCE = 0.10  # a relative budget difference above this is flagged
+WARNING_PREFIX = "compute budget differs"  # the notes this module adds (the .tex caption repeats them)
 
 
 def run_budgets(history: pd.DataFrame) -> pd.DataFrame:
@@ -81,7 +82,7 @@ def budget_warnings(budgets: pd.DataFrame, comparisons: pd.DataFrame) -> list[st
             diffs["examples"] = relative_difference(a.examples, b.examples)
         worst = max(diffs.values(), key=abs)
         if abs(worst) > TOLERANCE:
-            notes.append(f"compute budget differs: {task} gets {budget_text(a)} in {comp.arm} but {budget_text(b)} in "
+            notes.append(f"{WARNING_PREFIX}: {task} gets {budget_text(a)} in {comp.arm} but {budget_text(b)} in "
                          f"{comp.baseline} ({worst:+.0%}); the Δ of {task} mixes the method with the budget "
                          "(the spec's `budget: {match: ARM}` equalises it)")
     return notes

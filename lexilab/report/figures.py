@@ -258,8 +258,9 @@ def curves_figure(history: pd.DataFrame, colors: dict[str, str], smooth: int = 5
         ax.xaxis.set_major_locator(MaxNLocator(5, integer=True))
         ax.set_ylabel("loss (cross-entropy, nats)")
         ax.set_title(f"{task}")
-        ax.legend(frameon=False, fontsize=7, title=f"solid: train, moving mean of {smooth} logged steps, band: "
-                  "seed range;\ndashed: validation; lines: mean over seeds", title_fontsize=6)
+        ax.legend(frameon=False, fontsize=6, loc="best")
+    fig.suptitle(f"solid: training loss, moving mean of {smooth} logged steps; dashed: validation loss; "
+                 "lines: mean over seeds, band: lowest to highest seed", fontsize=7)
     return fig
 
 

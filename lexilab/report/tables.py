@@ -11,6 +11,7 @@ import unicodedata
 from pathlib import Path
 
 from lexilab.io import atomic_write_text
+from lexilab.report.budget import WARNING_PREFIX as BUDGET_WARNING
 from lexilab.report.compare import FIXED_MODELS_CAVEAT, UNPAIRED_MARK, Report, lower_is_better
 from lexilab.report.terminal import ci_text, correction_text, dropped_text, fmt, percent, seeds_text
 
@@ -161,6 +162,10 @@ def caption(report: Report) -> str:
     if not report.delta_m.empty:
         parts.append(r"$\Delta_m$: mean relative change over the listed metrics vs.\ the single-task arms "
                      rf"(Maninis et al., 2019), with a {level} delta-method t-interval over seeds.")
+    budget = [n for n in report.notes if n.startswith(BUDGET_WARNING)]  # lexilab.report.budget
+    if budget:
+        text = "; ".join(budget)
+        parts.append(escape(text[0].upper() + text[1:] + "."))
     return " ".join(parts)
 
 

@@ -122,6 +122,8 @@ def test_report_shows_budgets_and_warns_until_they_are_matched(tmp_path, shared_
     warned = [line for line in out.splitlines() if line.startswith("note: compute budget differs")]
     assert len(warned) == 1, out
     assert "small gets 16 examples, 2 updates in small_only but 64 examples, 8 updates in mtl (-75%)" in warned[0]
+    caption = (tmp_path / "out" / "tables" / "plain.tex").read_text()
+    assert "Compute budget differs: small gets 16 examples, 2 updates in small\\_only" in caption
     out = _run(write_spec(tmp_path, "matched", "budget: {match: mtl}"), root, shared_data, repo_root)
     budgets = arm_budgets(results.load_history("matched", results=root)).set_index(["arm", "task"])
     assert budgets.loc[("small_only", "small"), ["examples", "updates"]].tolist() == [64, 8]
