@@ -11,7 +11,7 @@ MINILM_VERSION := 0.1.0
 FIND_LINKS := $(if $(PIP_FIND_LINKS),--find-links $(PIP_FIND_LINKS),)
 STAMP := $(VENV)/.lexilab-installed
 
-.PHONY: venv demo test test-fast lock clean
+.PHONY: venv demo test test-fast gpu-check lock clean
 
 venv: $(STAMP)
 
@@ -42,6 +42,12 @@ test: venv
 
 test-fast: venv
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -m "not slow and not slurm"
+
+# On a CUDA machine: gpu tests, training-step and generation benchmarks, a local-executor study;
+# one Markdown section into $OUT (or ./gpu-suite). No venv step: a bare machine with a CUDA torch
+# and no internet works (benchmarks/gpu_suite.sh). CPU smoke: make gpu-check GPU_CHECK_ARGS="--device cpu --tiny"
+gpu-check:
+	bash benchmarks/gpu_suite.sh $(GPU_CHECK_ARGS)
 
 # Re-resolve the lock (maintainers). torch is resolved against its CPU build and left out.
 lock:

@@ -392,16 +392,27 @@ class T5Model(nn.Module):
 
     # ---- input checks --------------------------------------------------------------------------
     def check_ids(self, ids: torch.Tensor, name: str, allow_ignore: bool = False) -> None:
-        """One-line LexilabError for wrong rank/dtype or ids outside the vocabulary (before embedding)."""
+        """One-line LexilabError for wrong rank/dtype or ids outside the vocabulary (before embedding).
+
+        The range check reads the ids' min/max, which on an accelerator is a host synchronisation
+        per forward pass: it runs on CPU tensors only (where it costs nothing; lexilab collates on
+        the CPU, and every CPU test goes through it). On CUDA the embedding lookup itself asserts on
+        an out-of-range id. Under ``torch.compile`` only the shape checks run (no data-dependent
+        branch in the graph).
+        """
         if not isinstance(ids, torch.Tensor) or ids.dim() != 2 or ids.dtype.is_floating_point:
             shape = tuple(ids.shape) if isinstance(ids, torch.Tensor) else type(ids).__name__
             raise LexilabError(f"{name}: expected an integer tensor of shape (batch, length), got {shape}")
         if ids.shape[1] == 0:
             raise LexilabError(f"{name}: empty sequences (length 0)")
-        valid = ids[ids != -100] if allow_ignore else ids
-        if valid.numel() and (int(valid.min()) < 0 or int(valid.max()) >= self.config.vocab_size):
-            bad = valid[(valid < 0) | (valid >= self.config.vocab_size)][0].item()
-            raise LexilabError(f"{name}: token id {bad} is outside the vocabulary [0, {self.config.vocab_size})")
+        if ids.device.type != "cpu" or torch.compiler.is_compiling():
+            return
+        vocab = self.config.vocab_size
+        outside = (ids < 0) | (ids >= vocab)
+        if allow_ignore:
+            outside &= ids != -100
+        if outside.any():
+            raise LexilabError(f"{name}: token id {ids[outside][0].item()} is outside the vocabulary [0, {vocab})")
 
     def check_mask(self, attention_mask: torch.Tensor | None, shape: torch.Size, name: str) -> torch.Tensor:
         if attention_mask is None:

@@ -1,0 +1,57 @@
+"""The GPU suite and its benchmarks: the FLOP count behind MFU, and the suite's CPU mode end to end
+(so that the one command a CUDA machine runs cannot rot while no GPU is at hand)."""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))
+
+from bench_common import t5_dims, t5_train_flops  # noqa: E402
+
+
+@pytest.mark.parametrize("decoder_layers", [2, 3])
+def test_train_flops_match_torch_flop_counter(decoder_layers):
+    """The MFU numerator against torch's own count of the matmuls in a real training step."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from lexilab.model import load_backbone
+
+    cfg = {**t5_dims(tiny=True), "dropout_rate": 0.0, "num_decoder_layers": decoder_layers}
+    model = load_backbone(cfg, init="random", seed=0).train()
+    ids, labels = torch.randint(2, 1000, (2, 24)), torch.randint(2, 1000, (2, 10))
+    with FlopCounterMode(display=False) as counter:
+        logits = model(ids, torch.ones_like(ids), labels=labels)
+        F.cross_entropy(logits.flatten(0, 1), labels.flatten()).backward()
+    counted = counter.get_total_flops()
+    assert abs(t5_train_flops(cfg, 2, 24, 10) - counted) / counted < 0.02
+
+
+@pytest.mark.slow  # a few minutes on 2 shared cores: four training runs, two benchmarks, the gpu tests
+def test_cpu_mode_runs_every_step_and_writes_the_section(repo_root, shared_data, tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(["bash", str(BENCHMARKS / "gpu_suite.sh"), "--device", "cpu", "--tiny", "--out",
+                           str(tmp_path), "--data", str(shared_data)], cwd=repo_root, env=env,
+                          capture_output=True, text=True, timeout=1200)
+    assert done.returncode == 0, done.stderr[-3000:]
+    text = (tmp_path / "gpu_suite.md").read_text()
+    for heading in ("## GPU suite: cpu, tiny", "### gpu-marked tests", "#### Training step (cpu)",
+                    "#### Generation (cpu)", "### Multi-task study through the local executor"):
+        assert heading in text, heading
+    assert re.search(r"pytest -m gpu .*: \d+ skipped", text)  # collected, skipped without CUDA
+    assert re.search(r"Logits agree with transformers to \d\.\de-\d\d", text)
+    for variant in ("reference eager", "reference sdpa", "lexilab eager", "transformers hand-written loop",
+                    "lexilab Trainer"):
+        assert re.search(rf"\| {variant} \| [\d,.]+ \| [\d,.]+ \| [\d,.]+ \|", text), variant
+    assert text.count("| yes |") == 2  # greedy and beam ids identical to transformers'
+    assert "Pinning check: passed" in text
+    assert len(re.findall(r"\| (equal|uncertainty) \| seed-\d \| done \|", text)) == 4
+    assert "topic/accuracy" in text and "summary/rougeL" in text  # the report ran
