@@ -182,10 +182,9 @@ def build_report(exp: Experiment, frame: pd.DataFrame, *, metrics: list[str] | N
     fam = list(dict.fromkeys([*fam, *metrics]))
     arms = [a for a in exp.arms if a in set(done["arm"])]
     spec_baseline = exp.report_defaults.get("baseline") or arms[0]
-    if baseline is not None and baseline != spec_baseline:
-        deviations.append(f"--baseline {baseline} instead of the spec's {spec_baseline}"
-                          if exp.report_defaults.get("baseline") else
-                          f"--baseline {baseline} instead of the default {spec_baseline} (the first arm)")
+    if baseline is not None and exp.report_defaults.get("baseline") and baseline != spec_baseline:
+        # only a pre-registered baseline: the first arm is a fallback, not an analysis choice
+        deviations.append(f"--baseline {baseline} instead of the spec's {spec_baseline}")
     baseline = baseline or spec_baseline
     if baseline not in arms:
         raise LexilabError(f"--baseline: arm {baseline!r} has no finished runs in {exp.name}; arms: {', '.join(arms)}")

@@ -71,3 +71,15 @@ def test_report_command_prints_the_deviation(known_results, tmp_path, capsys):
     out = capsys.readouterr().out
     assert ("analysis deviates from the spec's pre-registered one: --correction bonferroni instead of the "
             "default holm (the spec names none)") in out
+
+
+def test_baseline_override_is_a_deviation_only_when_registered(known_results):
+    from lexilab import results
+    from lexilab.report.compare import build_report
+
+    exp = results.experiment("pooling", results=known_results)
+    exp.report_defaults = {"metrics": ["topic/accuracy"], "baseline": "mean"}
+    report = build_report(exp, results.load(exp), baseline="max", n_resamples=200)
+    assert report.deviations == ["--baseline max instead of the spec's mean"]
+    exp.report_defaults = {"metrics": ["topic/accuracy"]}
+    assert build_report(exp, results.load(exp), baseline="max", n_resamples=200).deviations == []
