@@ -8,9 +8,26 @@ import subprocess
 
 import pytest
 
-# lexilab subcommand → (the option naming where it writes, its default); None: writes nothing
-WRITES = {"run": ("--results", "results"), "report": ("--out", "paper"), "paper": ("--out", "paper"),
-          "sweep": ("--results", "results"), "status": None, "predict": None, "data": None}
+# lexilab command → {option naming where it writes: its default}; {}: writes nothing
+WRITES = {"run": {"--results": "results"}, "report": {"--out": "paper"}, "paper": {"--out": "paper"},
+          "sweep run": {"--results": "results"}, "sweep report": {"--out": "paper"},
+          "sweep export": {"--out": "experiments"}, "status": {}, "sweep status": {}, "predict": {}}
+
+
+def command_name(words: list[str]) -> str:
+    if words[0] == "sweep":  # `sweep SPEC` runs; `sweep status|report|export SPEC` read or write
+        return f"sweep {words[1]}" if len(words) > 2 and words[1] in ("status", "report", "export") else "sweep run"
+    return words[0]
+
+
+def targets(words: list[str]) -> list[str]:
+    """Where a command writes: its defaults, overridden by the options given, plus any
+    --out / --results given."""
+    paths = dict(WRITES[command_name(words)])
+    for option in ("--out", "--results", *paths):
+        if option in words:
+            paths[option] = words[words.index(option) + 1]
+    return list(paths.values())
 
 
 def demo_commands(repo_root) -> list[list[str]]:
@@ -33,10 +50,16 @@ def test_every_demo_command_writes_only_ignored_paths(repo_root):
     commands = demo_commands(repo_root)
     assert [c[0] for c in commands][:3] == ["run", "status", "report"]
     for words in commands:
-        assert words[0] in WRITES, f"make demo runs `lexilab {words[0]}`: add what it writes to WRITES"
-        if WRITES[words[0]] is None:
-            continue
-        option, default = WRITES[words[0]]
-        target = words[words.index(option) + 1] if option in words else default
-        assert ignored(repo_root, target), f"`lexilab {' '.join(words)}` writes to {target}, which git tracks"
+        assert command_name(words) in WRITES, f"make demo runs `lexilab {words[0]}`: add what it writes to WRITES"
+        for target in targets(words):
+            assert ignored(repo_root, target), f"`lexilab {' '.join(words)}` writes to {target}, which git tracks"
     assert not ignored(repo_root, "paper")  # the check can fail: the paper's folder is tracked
+
+
+def test_the_check_reads_defaults_and_options():
+    assert targets(["report", "quickstart"]) == ["paper"]
+    assert targets(["report", "quickstart", "--out", "results/report"]) == ["results/report"]
+    assert targets(["run", "experiments/quickstart.yaml", "--seeds", "3"]) == ["results"]
+    assert targets(["sweep", "report", "experiments/quickstart_sweep.yaml"]) == ["paper"]
+    assert targets(["sweep", "experiments/quickstart_sweep.yaml", "--results", "r"]) == ["r"]
+    assert targets(["status", "quickstart"]) == []
