@@ -245,6 +245,8 @@ SCHEMA: dict[str, Any] = {
                            "mode": string(nullable=True, choices=("min", "max"))},
         "checkpoint_every": _INT1N, "eval_every": _INT1N, "log_every": _INT1,
         "leakage": string(choices=names("leakage policy")), "on_nonfinite": string(choices=("fail", "skip")),
+        "distributed": {"enabled": boolean, "backend": string(choices=("auto", "gloo", "nccl")),
+                        "timeout_s": _INT1},
     },
     "diagnostics": {"grad_cosine_every": _INT0, "include_embeddings": boolean, "batch_size": _INT1N},
     "tracking": {"mlflow": boolean, "tracking_uri": string(nullable=True),
@@ -263,7 +265,8 @@ DEFAULTS: dict[str, Any] = {
     "train": {"epochs": 1, "max_steps": None, "batch_size": 8, "eval_batch_size": 32, "grad_accum": 1,
               "precision": "fp32", "compile": False, "deterministic": True, "device": "auto",
               "early_stopping": {"patience": 3, "metric": "val_loss", "mode": None}, "checkpoint_every": 100,
-              "eval_every": None, "log_every": 1, "leakage": "warn", "on_nonfinite": "fail"},
+              "eval_every": None, "log_every": 1, "leakage": "warn", "on_nonfinite": "fail",
+              "distributed": {"enabled": False, "backend": "auto", "timeout_s": 1800}},
     "diagnostics": {"grad_cosine_every": 0, "include_embeddings": False, "batch_size": None},
     "tracking": {"mlflow": True, "tracking_uri": None, "artifact_location": None},
 }

@@ -51,6 +51,13 @@ def run_in_dir(run_dir: str | os.PathLike, progress: bool | None = None) -> dict
     run_dir = Path(run_dir).resolve()
     if not (run_dir / CONFIG_FILE).is_file():  # before the claim creates a file there
         read_run_config(run_dir)  # raises, naming the file
+    from lexilab.train.distributed import launch_env
+
+    env = launch_env()
+    if env is not None:  # one rank of a data-parallel run (torchrun, or SLURM tasks): rank 0 claims it
+        from lexilab.train.ddp_run import run_rank
+
+        return run_rank(run_dir, env, progress)
     with claim_run(run_dir) as claimed:
         if not claimed:
             log.info("%s: another process trains this run; left alone", run_dir)
@@ -102,3 +109,24 @@ def run_claimed(run_dir: Path, progress: bool | None = None) -> dict:
     update_status(run_dir, state="done", finished=time.time(), seconds=time.time() - started,
                   mlflow_run_id=mlflow_run, interrupted=False)
     return metrics
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m lexilab.runner RUN_DIR``: what torchrun and SLURM tasks start (one rank each)."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m lexilab.runner", description="Train (or resume) one run directory.")
+    parser.add_argument("run_dir", type=Path)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        run_in_dir(args.run_dir)
+    except LexilabError as err:
+        print(f"lexilab.runner: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -14,7 +14,7 @@ of ``losses`` is retained, so the caller may still backpropagate them.
 from __future__ import annotations
 
 from itertools import combinations
-from typing import Iterable
+from typing import Callable, Iterable
 
 import torch
 from torch import Tensor, nn
@@ -23,7 +23,7 @@ ALL = "all"
 
 
 def gradient_cosines(losses: dict[str, Tensor], groups: dict[str, list[nn.Parameter]],
-                     step: int) -> list[dict]:
+                     step: int, reduce: Callable[[Tensor], Tensor] | None = None) -> list[dict]:
     """Pairwise gradient cosines over all shared parameters and per group, as JSON records.
 
     ``losses``: task → scalar loss (graph attached); ``groups``: ordered group name → shared
@@ -37,6 +37,9 @@ def gradient_cosines(losses: dict[str, Tensor], groups: dict[str, list[nn.Parame
 
     ``cosine`` is None when either gradient is zero (then ``conflict`` is False);
     ``norm_ratio = norm_a / norm_b`` is None when ``norm_b`` is 0.
+
+    ``reduce`` (a data-parallel run's in-place mean over ranks) is applied to each task's
+    gradient, flattened, before any product: the cosines are those of the global gradients.
     """
     tasks = list(losses)
     params: list[nn.Parameter] = []
@@ -58,6 +61,8 @@ def gradient_cosines(losses: dict[str, Tensor], groups: dict[str, list[nn.Parame
         return []
 
     per_task = [_task_grads(losses[t], params) for t in tasks]
+    if reduce is not None:
+        per_task = [_reduced(grads, params, reduce) for grads in per_task]
     grams = [_param_gram([grads[k] for grads in per_task], params[k]) for k in range(len(params))]
     summed = {ALL: torch.stack(grams).sum(0)}
     for name, idx in members.items():
@@ -84,6 +89,14 @@ def _task_grads(loss: Tensor, params: list[nn.Parameter]) -> list[Tensor | None]
     if not loss.requires_grad:  # no graph: the task's gradient is zero everywhere
         return [None] * len(params)
     return list(torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True))
+
+
+def _reduced(grads: list[Tensor | None], params: list[nn.Parameter], reduce) -> list[Tensor]:
+    """One task's gradients (zeros for unused parameters) through ``reduce`` as one flat vector."""
+    flat = torch.cat([(g if g is not None else torch.zeros_like(p)).reshape(-1).float()
+                      for g, p in zip(grads, params)])
+    reduce(flat)
+    return [part.view_as(p) for part, p in zip(flat.split([p.numel() for p in params]), params)]
 
 
 def _param_gram(grads: list[Tensor | None], param: nn.Parameter) -> Tensor:

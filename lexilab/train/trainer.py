@@ -18,12 +18,13 @@ from tqdm.auto import tqdm
 
 from lexilab.errors import LexilabError
 from lexilab.io import append_jsonl, atomic_write_json, read_jsonl, write_jsonl
+from lexilab.train import distributed
 from lexilab.train.assembly import Assembly, assemble
 from lexilab.train.evaluation import (BEST_DIR, WEIGHTS_FILE, EarlyStopping, evaluate_losses, finalize,
                                       save_best_weights)
 from lexilab.train.freezing import apply_freezing
 from lexilab.train.optim import build_optimizer, build_scheduler, param_groups
-from lexilab.train.state import load_state, save_state, seed_everything
+from lexilab.train.state import load_state, rng_state, save_state, seed_everything
 from lexilab.train.streams import TaskStream
 
 HISTORY_FILE = "history.jsonl"
@@ -58,7 +59,12 @@ class Trainer:
             raise LexilabError("invalid run config:\n" + "\n".join(p.line() for p in problems))
         self.config = config
         self.run_dir = Path(run_dir)
-        self.progress = progress
+        # a data-parallel run's process group (set up by the runner), else a world of one
+        self.dist = distributed.current()
+        if self.dist.enabled and not distributed.distributed_config(config)["enabled"]:
+            raise LexilabError(f"{self.run_dir / 'config.yaml'}: train.distributed.enabled is false, but this "
+                               f"process is rank {self.dist.rank} of {self.dist.world_size}; enable it or start one process")
+        self.progress = progress and self.dist.is_main
         train = config["train"]
         self.train_cfg = train
         if train.get("deterministic", True) and str(train.get("device", "auto")) != "cpu" \
@@ -74,6 +80,11 @@ class Trainer:
         self.model = self.parts.model
         self.tasks = self.parts.tasks
         self.backbone = self.model.backbone
+        if self.dist.enabled:
+            # the same initial weights on every rank, then each rank its own dropout stream
+            self.dist.broadcast_tensors_(list(self.model.state_dict().values()))
+            if self.dist.rank:
+                seed_everything(int(config["seed"]) + 1_000_003 * self.dist.rank)
         if train.get("compile"):
             for module in [self.backbone, *self.model.task_modules.values()]:
                 module.compile(dynamic=True)
@@ -95,11 +106,15 @@ class Trainer:
         self.weighting = build_weighting(weighting_cfg, list(self.tasks), self.shared_groups, seed=seed)
         for param in self.weighting.parameters():
             param.data = param.data.to(self.device)
+        if self.dist.enabled:
+            self.weighting.reduce_mean = self.dist.mean_
+        # one micro-batch is one global batch of W·b examples; each rank trains on its shard
+        global_batch = int(train["batch_size"]) * self.dist.world_size
         # a micro-batch holds every task's batch when the method aggregates per-task gradients;
         # "largest" then still means one pass over the largest task
         tasks_per_step = len(self.tasks) if self.weighting.needs_all_tasks else 1
         self.micro_per_epoch = steps_per_epoch(cfg["sampler"].get("steps_per_epoch", "largest"), sizes,
-                                               int(train["batch_size"]), tasks_per_step=tasks_per_step)
+                                               global_batch, tasks_per_step=tasks_per_step)
         accum = int(train.get("grad_accum", 1))
         self.windows_per_epoch = math.ceil(self.micro_per_epoch / accum)
         self.total_steps = self.windows_per_epoch * int(train["epochs"])
@@ -108,7 +123,7 @@ class Trainer:
         # the sampler draws once per micro-batch: its horizon is the run's micro-batch count,
         # max_steps included, so annealing reaches alpha_end at the last step
         self.sampler = build_sampler(cfg["sampler"], sizes, seed=seed, total_steps=self._total_micro_batches(accum))
-        self.streams = {name: TaskStream(task, int(train["batch_size"]), seed * 1000 + index + 1)
+        self.streams = {name: TaskStream(task, global_batch, seed * 1000 + index + 1)
                         for index, (name, task) in enumerate(self.tasks.items())}
         groups = param_groups(self.backbone, self.model.task_modules, self.weighting.parameters(), cfg["optim"])
         self.optimizer = build_optimizer(groups, cfg["optim"])
@@ -147,20 +162,37 @@ class Trainer:
             "step": self.step, "epoch": self.epoch, "window_in_epoch": self.window_in_epoch,
             "nonfinite_skipped": self.nonfinite_skipped, "last_eval_step": self.last_eval_step,
             "epoch_losses": self.epoch_losses, "task_budget": self.task_budget,
+            "world_size": self.dist.world_size,
         }
 
     def save_checkpoint(self) -> None:
-        save_state(self.run_dir / "checkpoints" / "last", self.state())
+        """Rank 0 writes the state; every rank's RNG (dropout) goes into it."""
+        ranks_rng = self.dist.all_gather_object(rng_state()) if self.dist.enabled else None
+        if self.dist.is_main:
+            state = self.state()
+            if ranks_rng is not None:
+                state["ranks_rng"] = ranks_rng
+            save_state(self.run_dir / "checkpoints" / "last", state)
 
     def maybe_resume(self) -> bool:
-        state = load_state(self.run_dir / "checkpoints" / "last")
+        # rank 0 picks the checkpoint (moving unreadable ones aside), then the others read it
+        state = load_state(self.run_dir / "checkpoints" / "last") if self.dist.is_main else None
+        if self.dist.broadcast(state is not None) and state is None:
+            state = load_state(self.run_dir / "checkpoints" / "last")
         if state is None:
             # a fresh start (or a crash before the first checkpoint): the records and the
             # selected weights of an earlier attempt would otherwise be kept and duplicated
-            for name in (HISTORY_FILE, GRADCOS_FILE, BEST_DIR / WEIGHTS_FILE):
-                (self.run_dir / name).unlink(missing_ok=True)
+            if self.dist.is_main:
+                for name in (HISTORY_FILE, GRADCOS_FILE, BEST_DIR / WEIGHTS_FILE):
+                    (self.run_dir / name).unlink(missing_ok=True)
             return False
         from lexilab.train.state import set_rng_state
+
+        saved_world = int(state.get("world_size", 1))
+        if saved_world != self.dist.world_size:
+            # the global batch (and so every later step) depends on the number of processes
+            raise LexilabError(f"{self.run_dir / 'checkpoints' / 'last'}: saved by a run on {saved_world} "
+                               f"process(es); resume it on {saved_world}, not {self.dist.world_size}")
 
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
@@ -178,9 +210,10 @@ class Trainer:
         self.last_eval_step = state["last_eval_step"]
         self.epoch_losses = state["epoch_losses"]
         self.task_budget.update(state.get("task_budget") or {})
-        set_rng_state(state["rng"])
-        for name in (HISTORY_FILE, GRADCOS_FILE):
-            _truncate_jsonl(self.run_dir / name, self.step)
+        set_rng_state(state["ranks_rng"][self.dist.rank] if "ranks_rng" in state else state["rng"])
+        if self.dist.is_main:
+            for name in (HISTORY_FILE, GRADCOS_FILE):
+                _truncate_jsonl(self.run_dir / name, self.step)
         return True
 
     # ------------------------------------------------------------------ one step
@@ -191,14 +224,35 @@ class Trainer:
             loss = task.loss(self.backbone, self.model.module_for(name), tensors)
         return loss.float()
 
-    def _check_finite(self, losses: dict[str, torch.Tensor]) -> bool:
-        for name, loss in losses.items():
+    def _check_finite(self, losses: dict[str, torch.Tensor], per_rank: torch.Tensor | None = None) -> bool:
+        """``losses``: the global batch's values; ``per_rank`` (W × T) names the rank at fault."""
+        for index, (name, loss) in enumerate(losses.items()):
             if not torch.isfinite(loss):
                 if self.train_cfg.get("on_nonfinite", "fail") == "skip":
                     self.nonfinite_skipped += 1
                     return False
-                raise NonFiniteLoss(f"non-finite loss ({loss.item()}) at step {self.step} in task {name!r}")
+                where = ""
+                if per_rank is not None:
+                    rank = int((~torch.isfinite(per_rank[:, index])).nonzero()[0])
+                    loss, where = per_rank[rank, index], f" on rank {rank}"
+                raise NonFiniteLoss(f"non-finite loss ({loss.item()}) at step {self.step} in task {name!r}{where}")
         return True
+
+    def _shard_loss(self, name: str, batch: list[dict]) -> torch.Tensor:
+        """This rank's loss on its shard of a global batch, scaled so that the mean over ranks
+        is the global batch's mean loss (one process: the batch's loss)."""
+        if not self.dist.enabled:
+            return self._loss(name, batch)
+        part, factor = distributed.shard(batch, self.dist.rank, self.dist.world_size)
+        return self._loss(name, part) * factor
+
+    def _global_losses(self, losses: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
+        """The global batch's loss per task (mean over ranks of the scaled shard losses), and
+        the W × T matrix of every rank's values (None on one process)."""
+        if not self.dist.enabled:
+            return {n: loss.detach() for n, loss in losses.items()}, None
+        per_rank = self.dist.gather(torch.stack([loss.detach() for loss in losses.values()]))
+        return {n: per_rank[:, i].mean() for i, n in enumerate(losses)}, per_rank
 
     def _window(self, size: int) -> dict:
         """Run ``size`` micro-batches, accumulate their gradients, take one optimizer step.
@@ -217,12 +271,13 @@ class Trainer:
             losses, batches = {}, {}
             for name in names:
                 batch = batches[name] = self.streams[name].next()
-                losses[name] = self._loss(name, batch)
-            if not self._check_finite(losses):
+                losses[name] = self._shard_loss(name, batch)
+            values, per_rank = self._global_losses(losses)
+            if not self._check_finite(values, per_rank):
                 continue  # a skipped micro-batch adds neither gradient nor examples
             self.weighting.accumulate(losses, self.shared_groups, scale=scale)
             used += 1
-            for name, loss in losses.items():
+            for name, loss in values.items():
                 examples += len(batches[name])
                 seen.setdefault(name, []).append(loss.item())
                 self.task_budget[name][0] += len(batches[name])
@@ -231,6 +286,9 @@ class Trainer:
                 total[1] += 1
         grad_norm = None
         if used:  # a window whose every micro-batch was skipped takes no optimizer step
+            # data parallel: the mean over ranks of every accumulated gradient (a gradient
+            # method's shared-parameter Jacobian is reduced in its finish())
+            self.dist.mean_grads_([*self.model.parameters(), *self.weighting.parameters()])
             for param in [*self.model.parameters(), *self.weighting.parameters()]:
                 if param.grad is not None:
                     param.grad.div_(used)
@@ -267,15 +325,19 @@ class Trainer:
             groups = {k: v for k, v in groups.items() if k != "embeddings"}
         groups = {k: [p for p in v if p.requires_grad] for k, v in groups.items()}
         groups = {k: v for k, v in groups.items() if v}
-        size = int(cfg.get("batch_size") or self.train_cfg["batch_size"])
+        # probe examples per task (data parallel: sharded over the ranks like a global batch)
+        size = int(cfg.get("batch_size") or int(self.train_cfg["batch_size"]) * self.dist.world_size)
         with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
             losses = {}
             for name, task in self.tasks.items():
                 rows = task.dataset.splits["train"]
                 picks = torch.randperm(len(rows), generator=self.diag_generator)[:size].tolist()
-                losses[name] = self._loss(name, [rows[i] for i in picks])
-            records = gradient_cosines(losses, groups, self.step)
-        append_jsonl(self.run_dir / GRADCOS_FILE, records)
+                losses[name] = self._shard_loss(name, [rows[i] for i in picks])
+            # data parallel: cosines of the probe batch's global task gradients
+            records = gradient_cosines(losses, groups, self.step,
+                                       reduce=self.dist.mean_ if self.dist.enabled else None)
+        if self.dist.is_main:
+            append_jsonl(self.run_dir / GRADCOS_FILE, records)
 
     # ------------------------------------------------------------------ loop
     def fit(self, on_step=None) -> None:
@@ -302,7 +364,8 @@ class Trainer:
             if self.step % log_every == 0 or epoch_done:
                 record.update(frozen)
                 record["examples_per_s"] = record["examples"] / max(time.perf_counter() - started, 1e-9)
-                append_jsonl(self.run_dir / HISTORY_FILE, [record])
+                if self.dist.is_main:
+                    append_jsonl(self.run_dir / HISTORY_FILE, [record])
             started = time.perf_counter()
             if self.diag_every and self.step % self.diag_every == 0:
                 self._diagnostics()
@@ -315,9 +378,12 @@ class Trainer:
                 self._evaluate()
             if checkpoint_every and self.step % checkpoint_every == 0:
                 self.save_checkpoint()
-            if preemption.stop_requested():  # SLURM preemption / time limit: save, then requeue
+            # SLURM preemption / time limit: save, then requeue (every rank, when one got it)
+            if self.dist.any(preemption.stop_requested()):
                 self.save_checkpoint()
                 bar.close()
+                if not preemption.stop_requested():
+                    raise SystemExit(0)  # another rank got the signal and requeues the job
                 preemption.requeue_now()
             bar.update(1)
             if on_step is not None:
@@ -328,7 +394,27 @@ class Trainer:
         self.save_checkpoint()
 
     def _evaluate(self) -> None:
+        """Rank 0 evaluates (the one-process metrics of the same weights) and writes; the other
+        ranks take its early-stopping state and a pruning decision from it."""
         self.last_eval_step = self.step
+        if not self.dist.enabled:
+            return self._evaluate_here()
+        from lexilab.sweep.hook import RunPruned
+
+        pruned = None
+        if self.dist.is_main:
+            try:
+                self._evaluate_here()
+            except RunPruned as err:
+                pruned = err
+        outcome = self.dist.broadcast((self.early.state_dict(), None if pruned is None else pruned.step))
+        self.early.load_state_dict(outcome[0])
+        if pruned is not None:
+            raise pruned
+        if outcome[1] is not None:
+            raise RunPruned(outcome[1])
+
+    def _evaluate_here(self) -> None:
         losses = evaluate_losses(self, "val")
         record = {"step": self.step, "epoch": self.epoch, "split": "val",
                   **{f"val_loss/{n}": v for n, v in losses.items()},
@@ -350,17 +436,27 @@ def train_run(config: dict, run_dir: str | Path, progress: bool = True, on_evalu
     from lexilab.train.state import discard_previous
 
     run_dir = Path(run_dir)
-    trainer = Trainer(config, run_dir, progress=progress)
-    trainer.on_evaluate = on_evaluate
-    # refuses a changed data file before anything is written (data hashes of the first start)
-    record_environment(run_dir, trainer.device, trainer.parts.datasets, trainer.config.get("data_root"))
-    # temp files of atomic writes a kill interrupted: checkpoints are written by this run only;
-    # a recent temp elsewhere may be a live status update by another process
-    remove_orphan_temps(run_dir / "checkpoints")
-    remove_orphan_temps(run_dir, min_age_s=60.0)
-    atomic_write_json(run_dir / "leakage.json", trainer.parts.leakage)
-    trainer.maybe_resume()
-    trainer.fit()
-    metrics = finalize(trainer)
+    try:
+        trainer = Trainer(config, run_dir, progress=progress)
+        trainer.on_evaluate = on_evaluate
+        main = trainer.dist.is_main  # a data-parallel run: rank 0 alone writes the run directory
+        if main:
+            # refuses a changed data file before anything is written (data hashes of the first start)
+            record_environment(run_dir, trainer.device, trainer.parts.datasets, trainer.config.get("data_root"))
+            # temp files of atomic writes a kill interrupted: checkpoints are written by this run
+            # only; a recent temp elsewhere may be a live status update by another process
+            remove_orphan_temps(run_dir / "checkpoints")
+            remove_orphan_temps(run_dir, min_age_s=60.0)
+            atomic_write_json(run_dir / "leakage.json", trainer.parts.leakage)
+        trainer.dist.broadcast(None)  # nobody reads the run folder before rank 0 has checked it
+        trainer.maybe_resume()
+        trainer.fit()
+        if not main:
+            return {}
+        metrics = finalize(trainer)
+    except BaseException as err:
+        # data parallel: another rank's failure broke a collective → raise with its error
+        distributed.current().raise_failure(err)
+        raise
     discard_previous(run_dir / "checkpoints" / "last")  # finished: no fallback checkpoint needed
     return metrics

@@ -55,6 +55,9 @@ class Weighting(ABC):
         self.seed = int(seed)
         self.shared_groups = _as_groups(shared_params)
         self.groups_given = isinstance(shared_params, dict)
+        # a data-parallel run's in-place mean over ranks (lexilab.train.distributed), set by the
+        # trainer: what a method computes from the window's gradients goes through it first
+        self.reduce_mean: Callable[[Tensor], Tensor] | None = None
 
     def parameters(self) -> list[nn.Parameter]:
         """Learnable parameters of the method (the trainer adds them to the optimizer)."""
@@ -91,6 +94,10 @@ class Weighting(ABC):
             )
 
     # -- helpers for subclasses ---------------------------------------------------------------
+    def _reduce(self, tensor: Tensor) -> Tensor:
+        """``tensor`` averaged over the ranks of a data-parallel run, in place (one process: as is)."""
+        return tensor if self.reduce_mean is None else self.reduce_mean(tensor)
+
     def _check_losses(self, losses: dict[str, Tensor]) -> None:
         unknown = [t for t in losses if t not in self.task_names]
         if unknown:

@@ -85,7 +85,8 @@ class AggregationWeighting(Weighting):
             return {t: 1.0 for t in self.task_names}
         shared, total = self._window
         self._window = None
-        jacobian = total / (float(micro_batches) * float(scale))
+        # data parallel: every rank aggregates the mean Jacobian of all ranks (T × n floats)
+        jacobian = self._reduce(total) / (float(micro_batches) * float(scale))
         if torch.isfinite(jacobian).all():
             vector, weights = self.aggregate(jacobian)
             vector = vector * scale

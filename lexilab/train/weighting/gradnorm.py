@@ -100,6 +100,9 @@ class GradNormWeighting(Weighting):
         if window is None:
             return {}
         w = self.weights.detach()
+        # data parallel: the norms and loss ratios of the global batch (T × n_last + T floats)
+        self._reduce(window["grads"])
+        self._reduce(window["losses"])
         values = (window["losses"] / micro_batches).to(w.device, w.dtype)
         if self.initial_losses is None:
             self.initial_losses = values.tolist()
