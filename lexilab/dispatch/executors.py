@@ -163,10 +163,18 @@ def run_local(run_dirs: Sequence[Path], *, resources: dict, max_parallel: int | 
     # imported here: `python -m lexilab.dispatch.pool` (the launcher) must not find it loaded
     from lexilab.dispatch import pool
 
+    from lexilab.train.ddp_run import distributed_runs
+
     slots = pool.make_slots(pool.visible_gpus(resources.get("visible_gpus")), max_parallel)
+    # a train.distributed run takes several slots: one process (rank) per GPU, or per CPU slot
+    width = int(resources.get("tasks_per_node") or resources.get("gpus_per_node") or 1) \
+        if distributed_runs(run_dirs) else 1
+    if width > len(slots):  # refused before any run is queued
+        raise LexilabError(f"resources: tasks_per_node: a train.distributed run needs {width} slots; the pool has "
+                           f"{len(slots)} (one per visible GPU; on CPU, --max-parallel)")
     queued = list(_mark_queued(run_dirs, "local", folder, identity(prefix="launcher_") if wait else None))
     pool.write_plan(folder, queued, slots, resources.get("time", pool.DEFAULT_TIMEOUT_MIN),
-                    resources.get("setup", ()))
+                    resources.get("setup", ()), width=width)
     if not queued:
         launcher = None
     elif wait:
@@ -188,6 +196,10 @@ def run_slurm(run_dirs: Sequence[Path], *, resources: dict, max_parallel: int | 
     resources = dict(resources)
     resources.setdefault("job_name", f"lexilab-{run_dirs[0].parents[1].name}")
     ctor, params = slurm_parameters(resources)
+    from lexilab.train.ddp_run import distributed_runs
+
+    if distributed_runs(run_dirs):  # train.distributed: one task (one rank) per GPU of each node
+        params.setdefault("tasks_per_node", max(1, int(params.get("gpus_per_node") or 1)))
     if max_parallel is not None:
         params["slurm_array_parallelism"] = max_parallel
     previous = _mark_queued(run_dirs, "slurm", folder)

@@ -55,6 +55,16 @@ class RunJob(Checkpointable):
 
     def __call__(self) -> dict[str, Any] | None:
         from lexilab.runner import run_claimed
+        from lexilab.train.distributed import launch_env
+
+        env = launch_env()
+        if env is not None:  # one SLURM task (rank) of a train.distributed run: rank 0 claims it
+            from lexilab.train.ddp_run import run_rank
+
+            if env.rank == 0:
+                update_status(self.run_dir, cuda_visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES"),
+                              **identity(prefix="job_"), world_size=env.world_size)
+            return run_rank(Path(self.run_dir).resolve(), env, self.progress)
 
         # the claim first: a job that finds another process training its run leaves it alone
         # (a requeued attempt waits longer: the previous attempt's process may still be exiting)

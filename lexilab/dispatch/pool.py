@@ -60,11 +60,12 @@ def make_slots(gpus: Sequence[str], max_parallel: int | None) -> list[str]:
 
 
 def write_plan(folder: Path, run_dirs: Sequence[Path], slots: Sequence[str], timeout_min: int,
-               setup: Sequence[str] = ()) -> Path:
+               setup: Sequence[str] = (), width: int = 1) -> Path:
+    """``width``: slots per run (a train.distributed run: one process per slot)."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / PLAN_FILE
     path.write_text(json.dumps({"run_dirs": [str(r) for r in run_dirs], "slots": list(slots),
-                                "timeout_min": timeout_min, "setup": list(setup)}, indent=2))
+                                "timeout_min": timeout_min, "setup": list(setup), "width": width}, indent=2))
     return path
 
 
@@ -90,6 +91,20 @@ def _pin(device: str, setup: Sequence[str]) -> dict:
             "setup": [*setup, f"export CUDA_VISIBLE_DEVICES={shlex.quote(device)}"]}
 
 
+def _pin_all(devices: Sequence[str], setup: Sequence[str]) -> dict:
+    """LocalExecutor parameters for one run on several slots: one task (rank) per slot, every
+    task seeing all the slots' GPUs (rank k uses the k-th)."""
+    if len(devices) == 1:
+        return _pin(devices[0], setup)
+    params = {"tasks_per_node": len(devices), "setup": list(setup)}
+    if all(d == "" for d in devices):
+        return {**params, "gpus_per_node": 0, "visible_gpus": ()}
+    if all(d.isdigit() for d in devices):
+        return {**params, "gpus_per_node": len(devices), "visible_gpus": tuple(int(d) for d in devices)}
+    return {**params, "gpus_per_node": 0, "visible_gpus": (),
+            "setup": [*setup, f"export CUDA_VISIBLE_DEVICES={shlex.quote(','.join(devices))}"]}
+
+
 def run_pool(folder: Path, poll_s: float = 0.2) -> None:
     """Feed the plan's runs through the slots until every run has ended."""
     import submitit
@@ -100,20 +115,25 @@ def run_pool(folder: Path, poll_s: float = 0.2) -> None:
     slots: list[str] = plan["slots"]
     queue = deque(plan["run_dirs"])
     free = deque(range(len(slots)))
+    width = int(plan.get("width", 1))  # slots per run
     active: dict[int, tuple[object, str]] = {}
+    taken: dict[int, list[int]] = {}
     executor = submitit.LocalExecutor(folder=folder / "jobs")
     try:
         while queue or active:
-            while queue and free:
-                slot, run_dir = free.popleft(), queue.popleft()
-                executor.update_parameters(timeout_min=plan["timeout_min"], **_pin(slots[slot], plan["setup"]))
+            while queue and len(free) >= width:
+                run_slots, run_dir = [free.popleft() for _ in range(width)], queue.popleft()
+                slot = run_slots[0]
+                executor.update_parameters(timeout_min=plan["timeout_min"],
+                                           **_pin_all([slots[s] for s in run_slots], plan["setup"]))
                 job = executor.submit(RunJob(run_dir))
-                update_status(run_dir, job_id=str(job.job_id), slot=slot, gpu=slots[slot] or None)
-                active[slot] = (job, run_dir)
+                gpus = ",".join(slots[s] for s in run_slots)
+                update_status(run_dir, job_id=str(job.job_id), slot=slot if width == 1 else run_slots, gpu=gpus or None)
+                active[slot], taken[slot] = (job, run_dir), run_slots
             for slot, (job, run_dir) in list(active.items()):
                 if job.done():
                     del active[slot]
-                    free.append(slot)
+                    free.extend(taken.pop(slot))
                     code = job._process.poll() if getattr(job, "_process", None) else None
                     _job_ended(run_dir, job.job_id, f"exit code {code}")
             time.sleep(poll_s)

@@ -25,6 +25,8 @@ RESOURCE_KEYS: dict[str, str] = {
     "qos": "a QOS name",
     "time": "minutes (int) or [D-]HH:MM[:SS]",
     "gpus_per_node": "an integer >= 0",
+    "nodes": "nodes per run (an integer >= 1; a train.distributed run spans them)",
+    "tasks_per_node": "processes per node of a train.distributed run (an integer >= 1; default gpus_per_node)",
     "cpus_per_task": "an integer >= 1",
     "mem": "memory per node, e.g. 32G, 16000M, or a number of GB",
     "mem_per_cpu": "memory per CPU, e.g. 4G",
@@ -44,7 +46,7 @@ RESOURCE_KEYS: dict[str, str] = {
 }
 ALIASES = {"timeout_min": "time", "gpus": "gpus_per_node", "cpus": "cpus_per_task",
            "mem_gb": "mem", "name": "job_name"}
-INT_KEYS = ("gpus_per_node", "cpus_per_task", "signal_delay_s", "max_requeues", "array_parallelism")
+INT_KEYS = ("gpus_per_node", "nodes", "tasks_per_node", "cpus_per_task", "signal_delay_s", "max_requeues", "array_parallelism")
 LIST_KEYS = ("setup",)
 PROFILE_DIR = Path("slurm") / "profiles"
 
@@ -137,7 +139,8 @@ def normalize(resources: dict | None, source: str = "resources") -> dict[str, An
         elif key in ("mem", "mem_per_cpu", "mem_per_gpu"):
             value = parse_mem(value, source, key)
         elif key in INT_KEYS:
-            if isinstance(value, bool) or not isinstance(value, int) or value < (1 if key == "cpus_per_task" else 0):
+            least = 1 if key in ("cpus_per_task", "nodes", "tasks_per_node") else 0
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
                 raise _problem(source, str(raw_key), f"found {value!r}; allowed: {RESOURCE_KEYS[key]}")
         elif key in LIST_KEYS:
             if isinstance(value, str):
@@ -216,7 +219,7 @@ def slurm_parameters(resources: dict[str, Any]) -> tuple[dict[str, Any], dict[st
         # a trainer deferring the signal to its next step (dispatch/preemption.py) waits at most this
         "slurm_setup": [f"export {GRACE_ENV}={max(1, delay // 2)}", *resources.get("setup", [])],
     }
-    for key in ("cpus_per_task", "gpus_per_node"):
+    for key in ("cpus_per_task", "gpus_per_node", "nodes", "tasks_per_node"):
         if key in resources:
             params[key] = resources[key]
     for key in ("partition", "account", "qos", "constraint", "exclude", "nodelist", "gres",
