@@ -31,7 +31,7 @@ def test_sharing_partner_helps_and_is_separated_by_the_reports_intervals(quickst
     assert list(comps["metric"]) == ["scarce/accuracy", "scarce/accuracy"] and set(comps["baseline"]) == {"alone"}
     sharing, unrelated = comps.loc["with_colour"], comps.loc["with_animal"]
     assert sharing["design"] == "paired" and sharing["n"] == 3
-    assert sharing["low"] > 0.05  # the sharing partner helps: its whole 95% interval above zero
+    assert sharing["low"] > 0  # the sharing partner helps: its whole 95% interval above zero
     assert sharing["p_adj"] < 0.05
     assert sharing["low"] > unrelated["high"]  # the two answers do not overlap
     assert "compute budget differs" not in text  # matched: the same batches of the scarce task everywhere
