@@ -130,6 +130,7 @@ def train_runs(jobs: list[tuple], steps_only: bool = False) -> None:
             trainer.fit()
         seconds = time.perf_counter() - started
         if trainer.dist.is_main:
+            Path(run_dir).mkdir(parents=True, exist_ok=True)
             torch.save({"model": trainer.model.state_dict(),
                         "weighting_params": [p.detach().clone() for p in trainer.weighting.parameters()],
                         "weighting": trainer.weighting.state_dict(), "seconds": seconds,
