@@ -2,7 +2,8 @@
 # One command that checks and measures lexilab on a CUDA machine (issue #13):
 #   1. the gpu-marked tests (CUDA parity in fp32, bf16 smoke, pooling, generation, encoder-only),
 #   2. the training-step benchmark (benchmarks/train_step.py),
-#   3. the generation benchmark (benchmarks/generate.py),
+#   3. the generation benchmark (benchmarks/generate.py) and the Gramian-path benchmark for
+#      gradient methods at T = 3 and 8 (benchmarks/gramian_methods.py),
 #   4. a small multi-task study on real data, 2 arms x 2 seeds, `run --executor local` then
 #      `report`, checking that the local pool pins every run to exactly one GPU (one at a time
 #      per GPU),
@@ -83,6 +84,10 @@ log "training-step benchmark"
 "$PY" benchmarks/train_step.py --device "$DEVICE" $TINY --data "$DATA" --out "$WORK/train_step.md" >/dev/null
 log "generation benchmark"
 "$PY" benchmarks/generate.py --device "$DEVICE" $TINY --out "$WORK/generate.md" >/dev/null
+
+log "Gramian-path benchmark (T = 3 and 8)"
+"$PY" benchmarks/gramian_methods.py --device "$DEVICE" $TINY $([ -n "$TINY" ] && echo "--repeats 1") \
+    --out "$WORK/gramian.md" >/dev/null
 
 # ---- 4. a 2 arms x 2 seeds study through the local executor, then its report
 log "multi-task study (local executor)"
@@ -186,6 +191,8 @@ set -e
     sed 's/^### /#### /' "$WORK/train_step.md"
     echo
     sed 's/^### /#### /' "$WORK/generate.md"
+    echo
+    sed 's/^### /#### /' "$WORK/gramian.md"
     echo
     echo "### Multi-task study through the local executor"
     echo

@@ -44,7 +44,8 @@ def test_cpu_mode_runs_every_step_and_writes_the_section(repo_root, shared_data,
     assert done.returncode == 0, done.stderr[-3000:]
     text = (tmp_path / "gpu_suite.md").read_text()
     for heading in ("## GPU suite: cpu, tiny", "### gpu-marked tests", "#### Training step (cpu)",
-                    "#### Generation (cpu)", "### Multi-task study through the local executor"):
+                    "#### Generation (cpu)", "#### Gramian path for gradient methods (cpu)",
+                    "### Multi-task study through the local executor"):
         assert heading in text, heading
     assert re.search(r"pytest -m gpu .*: \d+ skipped", text)  # collected, skipped without CUDA
     assert re.search(r"Logits agree with transformers to \d\.\de-\d\d", text)
@@ -52,6 +53,35 @@ def test_cpu_mode_runs_every_step_and_writes_the_section(repo_root, shared_data,
                     "lexilab Trainer"):
         assert re.search(rf"\| {variant} \| [\d,.]+ \| [\d,.]+ \| [\d,.]+ \|", text), variant
     assert text.count("| yes |") == 2  # greedy and beam ids identical to transformers'
+    gramian = re.findall(r"^\| ([38]) \|.*\| (\d\.\de[-+]\d\d) \|$", text, flags=re.M)
+    assert [t for t, _ in gramian] == ["3", "8"] and all(float(d) < 1e-4 for _, d in gramian)  # same update
     assert "Pinning check: passed" in text
     assert len(re.findall(r"\| (equal|uncertainty) \| seed-\d \| done \|", text)) == 4
     assert "topic/accuracy" in text and "summary/rougeL" in text  # the report ran
+
+
+def test_gramian_path_gives_the_update_of_todays_upgrad():
+    """torchjd's Gramian engine + UPGrad's weighting, one weighted backward = lexilab's UPGrad on the
+    dense Jacobian (the equality the Gramian benchmark's timings rest on)."""
+    from torchjd.autogram import Engine
+
+    from gramian_methods import build, task_losses
+    from lexilab.train.weighting import build_weighting, flat_params
+
+    backbone, heads, batches = build(3, True, torch.device("cpu"), 2, 16)
+    groups = backbone.shared_parameter_groups()
+    shared = flat_params(groups)
+    method = build_weighting({"kind": "upgrad"}, ["a", "b", "c"], groups, seed=0)
+    method.accumulate(dict(zip("abc", task_losses(backbone, heads, batches))), groups)
+    method.finish(1)
+    today = torch.cat([p.grad.flatten() for p in shared])
+    for p in shared:
+        p.grad = None
+    engine = Engine(backbone.shared, backbone.encoder, batch_dim=None)  # hooks the forward passes below
+    losses = torch.stack(task_losses(backbone, heads, batches))
+    losses.backward(method.aggregator.gramian_weighting(engine.compute_gramian(losses)))
+    gramian = torch.cat([p.grad.flatten() for p in shared])
+    assert (gramian - today).norm() / today.norm() < 1e-5
+    losses = task_losses(backbone, heads, batches)  # guard: UPGrad is not plain summation here
+    summed = torch.cat([g.flatten() for g in torch.autograd.grad(sum(losses), shared)])
+    assert (summed / 3 - today).norm() / today.norm() > 1e-3
