@@ -50,9 +50,13 @@ def run_rank(run_dir: Path, env: distributed.LaunchEnv, progress: bool | None = 
                 return run_claimed(run_dir, progress)
         if not group.broadcast(None):
             return None
+        from lexilab.sweep.hook import RunPruned
         from lexilab.train.trainer import train_run
 
-        return train_run(config, run_dir, progress=False)
+        try:
+            return train_run(config, run_dir, progress=False)
+        except RunPruned:  # rank 0 recorded it (a sweep's pruner stopped the run): not a failure
+            return {}
     finally:
         signal.signal(signal.SIGTERM, previous)
         distributed.teardown()

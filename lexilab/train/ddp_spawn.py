@@ -81,6 +81,15 @@ def _inject(trainer, rank: int, step: int, what: str) -> None:
     trainer._loss = faulty
 
 
+def _prune_at(step: int):
+    def hook(trainer, record) -> None:
+        from lexilab.sweep.hook import RunPruned
+
+        if trainer.step >= step:
+            raise RunPruned(trainer.step)
+    return hook
+
+
 def train_runs(jobs: list[tuple], steps_only: bool = False) -> None:
     """Train each ``(config, run_dir[, options])`` in turn with this process's group (a world of
     one when none is set up); rank 0 saves the final model and weighting state to
@@ -88,7 +97,8 @@ def train_runs(jobs: list[tuple], steps_only: bool = False) -> None:
     steps alone (no evaluation, checkpoint or test), as the benchmark times them. Options (for
     the tests): ``interrupt_after: N`` stops after step N and resumes in a fresh Trainer;
     ``record_examples: DIR`` logs each rank's example ids to ``DIR/examples-<rank>.jsonl``;
-    ``inject: [rank, step, "raise" | "nan"]`` makes one rank fail, and every rank's error (as
+    ``inject: [rank, step, "raise" | "nan"]`` makes one rank fail, ``prune_at_step: N`` gives
+    rank 0 a sweep hook that prunes at the first evaluation from step N; every rank's error (as
     ``train_run`` would raise it) goes to ``run_dir/error-<rank>.txt``."""
     import time
 
@@ -106,8 +116,11 @@ def train_runs(jobs: list[tuple], steps_only: bool = False) -> None:
         trainer = Trainer(config, run_dir, progress=False)
         if options.get("record_examples"):
             _record_examples(trainer, Path(options["record_examples"]) / f"examples-{trainer.dist.rank}.jsonl")
-        if options.get("inject"):
-            _inject(trainer, *options["inject"])
+        if options.get("prune_at_step") and trainer.dist.is_main:  # as a sweep's hook: rank 0 only
+            trainer.on_evaluate = _prune_at(int(options["prune_at_step"]))
+        if options.get("inject") or options.get("prune_at_step"):
+            if options.get("inject"):
+                _inject(trainer, *options["inject"])
             try:
                 try:
                     trainer.maybe_resume()

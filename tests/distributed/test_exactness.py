@@ -31,8 +31,10 @@ def _case_config(ddp_config, data_root, case: str, batch: int) -> dict:
         config = ddp_config(data_root, "dwa", batch, sampler={"kind": "round_robin", "steps_per_epoch": 2})
         config["train"]["checkpoint_every"] = 1 if case == "dwa-resumed" else None
         return config
-    if case in ("nan", "raise"):
+    if case in ("pruned", "nan", "raise"):
         return ddp_config(data_root, "upgrad", batch)
+    if case == "bf16":  # CPU autocast: collectives and the Jacobian stay fp32
+        return ddp_config(data_root, "upgrad", batch, train__precision="bf16")
     overrides = {"diagnostics": {"grad_cosine_every": 1}} if case == "equal" else {}
     return ddp_config(data_root, case, batch, **overrides)
 
@@ -41,10 +43,11 @@ def _case_config(ddp_config, data_root, case: str, batch: int) -> dict:
 def trained(make_ddp_config, data_root, tmp_path_factory):
     root = tmp_path_factory.mktemp("ddp")
     # the failing cases come last: after a rank's exception the process group is gone
-    cases = [*METHODS, "dwa-resumed", "examples", "nan", "raise"]
+    cases = [*METHODS, "bf16", "dwa-resumed", "examples", "pruned", "nan", "raise"]
     options = {"dwa-resumed": {"interrupt_after": 3}, "examples": {"record_examples": str(root)},
+               "pruned": {"prune_at_step": 2},
                "nan": {"inject": [1, 1, "nan"]}, "raise": {"inject": [1, 1, "raise"]}}
-    only_parallel = ("dwa-resumed", "nan", "raise")
+    only_parallel = ("dwa-resumed", "pruned", "nan", "raise")
     jobs = {world: [(_case_config(make_ddp_config, data_root, case, BATCH * WORLD // world),
                      str(root / f"w{world}" / case / "a" / "seed-0"), options.get(case, {}) if world > 1 else {})
                     for case in cases if world > 1 or case not in only_parallel]
@@ -84,6 +87,16 @@ def test_two_processes_take_the_steps_of_one_process_with_the_doubled_batch(trai
         assert got == pytest.approx(expected, rel=1e-5)
         if kind == "dwa":
             assert any(abs(w - 1.0) > 1e-4 for w in expected)  # the third epoch really reweighted
+
+
+@pytest.mark.slow
+def test_bf16_autocast_keeps_working_under_data_parallelism(trained):
+    """bf16 rounds differently for a shard than for the whole batch, so the bound is bf16's
+    (~3 significant digits), not fp32's; the fp32 weights move the same way on both sides."""
+    two, one = _final(trained, WORLD, "bf16"), _final(trained, 1, "bf16")
+    _assert_close_tensors(two["model"], one["model"], rtol=1e-2)
+    fp32 = _final(trained, 1, "upgrad")  # the same run in fp32: autocast really was on
+    assert any(not torch.equal(one["model"][n], v) for n, v in fp32["model"].items())
 
 
 @pytest.mark.slow
@@ -169,3 +182,10 @@ def test_an_exception_on_one_rank_reaches_rank_zero_with_that_ranks_error(traine
     zero, one = _errors(trained, "raise")
     assert one == "ValueError: injected failure on rank 1 at step 1"
     assert zero == "RankFailed: rank 1: ValueError: injected failure on rank 1 at step 1"
+
+
+@pytest.mark.slow
+def test_a_sweep_pruning_rank_zero_stops_every_rank_at_the_same_step(trained):
+    """Only rank 0 runs the sweep's hook (it reports to Optuna); its decision is broadcast, so
+    rank 1 stops after the same evaluation instead of waiting in the next collective."""
+    assert _errors(trained, "pruned") == ["RunPruned: pruned at step 2"] * WORLD
