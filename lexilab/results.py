@@ -96,7 +96,8 @@ def experiment(experiment_or_spec, results: str | os.PathLike | None = None) -> 
     found = scan_experiment(exp_dir)
     metas = {key: _read_config(info.path) for key, info in found.items()}
     exp = Experiment(name=name, root=exp_dir, arms=[], factors={}, spec=spec, spec_path=spec_path)
-    grids = [meta["grid"] for meta, _config in _newest_first(metas, found) if isinstance(meta.get("grid"), dict)]
+    newest = _newest_first(metas, found)
+    grids = [meta["grid"] for meta, _config in newest if isinstance(meta.get("grid"), dict)]
     if spec is None and not grids:  # runs written before the grid was recorded
         spec, raw = _spec_from_runs(exp_dir, metas, spec_path)
         exp.spec = spec
@@ -115,13 +116,13 @@ def experiment(experiment_or_spec, results: str | os.PathLike | None = None) -> 
             _note_tasks(exp, arm.name, arm.config.get("tasks") or {})
     for grid in grids:
         _add_grid(exp, grid)
-    recorded = next((meta for meta, _config in _newest_first(metas, found) if isinstance(meta.get("report"), dict)), None)
-    if recorded is not None and spec is None:
+    recorded = next((meta for meta, _config in newest if isinstance(meta.get("report"), dict)), None)
+    if recorded is not None and spec is None:  # the pre-registered analysis, as it was when the runs were planned
         exp.report_defaults = dict(recorded["report"])
     if exp.spec_path is None:
-        exp.spec_path = next((Path(m["spec"]) for m, _c in _newest_first(metas, found) if m.get("spec")), None)
-    for (arm, _seed), info in sorted(found.items()):
-        meta, config = metas[(arm, _seed)]
+        exp.spec_path = next((Path(m["spec"]) for m, _c in newest if m.get("spec")), None)
+    for arm, seed in sorted(found):
+        meta, config = metas[(arm, seed)]
         exp.levels.setdefault(arm, dict(meta.get("levels") or {}))
         _add_levels(exp, exp.levels[arm])
         if arm not in exp.arm_tasks:

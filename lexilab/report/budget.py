@@ -35,8 +35,9 @@ def run_budgets(history: pd.DataFrame) -> pd.DataFrame:
         for task in tasks:
             column = f"updates/{task}"
             if column in run and pd.notna(last.get(column)):
-                rows.append({"arm": arm, "seed": int(seed), "task": task, "examples": float(last[f"examples_seen/{task}"]),
-                             "updates": float(last[column]), "exact": True})
+                rows.append({"arm": arm, "seed": int(seed), "task": task,
+                             "examples": float(last[f"examples_seen/{task}"]), "updates": float(last[column]),
+                             "exact": True})
             elif run[f"loss/{task}"].notna().any():
                 rows.append({"arm": arm, "seed": int(seed), "task": task, "examples": np.nan,
                              "updates": float(run[f"loss/{task}"].notna().sum()), "exact": False})

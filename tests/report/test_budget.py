@@ -97,15 +97,15 @@ def test_budget_errors_are_one_line_each(tmp_path, data_env, extra, match):
 
 
 def _run(spec: Path, root: Path, shared_data: Path, repo_root: Path) -> str:
+    """Train the mtl and small_only arms through `lexilab run`, then the report's terminal text."""
+    from lexilab.report.build import generate
+
     env = {**os.environ, "LEXILAB_DATA": str(shared_data), "LEXILAB_PROGRESS": "0", "HF_HUB_OFFLINE": "1"}
     proc = subprocess.run([sys.executable, "-m", "lexilab", "run", str(spec), "--results", str(root), "--only", "mtl",
                            "small_only"], cwd=repo_root, env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
-    proc = subprocess.run([sys.executable, "-m", "lexilab", "report", str(spec), "--results", str(root), "--out",
-                           str(root.parent / "out"), "--no-figures", "--resamples", "200"], cwd=repo_root, env=env,
-                          capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
-    return proc.stdout
+    _report, text, _written = generate(spec, results=root, out_dir=root.parent / "out", figures=False, n_resamples=200)
+    return text
 
 
 @pytest.mark.slow
