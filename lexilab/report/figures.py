@@ -140,9 +140,10 @@ def forest_figure(report: Report, colors: dict[str, str]) -> Figure | None:
     fig, axes = _grid(len(metrics), width=3.6, height=0.55 * max(comps.groupby("metric").size()) + 1.3)
     bounded = {m: m.split("/", 1)[-1].startswith(BOUNDED) for m in metrics}
     shared = len(set(bounded.values())) == 1 and len(metrics) > 1
-    finite = comps[np.isfinite(comps["low"]) & np.isfinite(comps["high"]) & comps["metric"].isin(metrics)]
-    lo = min([0.0, *finite["low"], *comps["diff"].dropna()])
-    hi = max([0.0, *finite["high"], *comps["diff"].dropna()])
+    shown = comps[comps["metric"].isin(metrics)]
+    finite = shown[np.isfinite(shown["low"]) & np.isfinite(shown["high"])]
+    lo = min([0.0, *finite["low"], *shown["diff"].dropna()])
+    hi = max([0.0, *finite["high"], *shown["diff"].dropna()])
     pad = 0.06 * (hi - lo or 1.0)
     for ax, metric in zip(axes, metrics):
         rows = comps[comps["metric"] == metric].reset_index(drop=True)
