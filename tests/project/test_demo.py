@@ -48,7 +48,7 @@ def test_every_demo_command_writes_only_ignored_paths(repo_root):
     if subprocess.run(["git", "rev-parse", "--git-dir"], cwd=repo_root, capture_output=True).returncode:
         pytest.skip("not a git checkout: nothing is tracked")
     commands = demo_commands(repo_root)
-    assert [c[0] for c in commands][:3] == ["run", "status", "report"]
+    assert {"run", "report"} <= {c[0] for c in commands}  # the quickstart is trained and reported
     for words in commands:
         assert command_name(words) in WRITES, f"make demo runs `lexilab {words[0]}`: add what it writes to WRITES"
         for target in targets(words):
