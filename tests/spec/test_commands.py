@@ -81,7 +81,11 @@ def test_run_writes_runs_dispatches_and_rerun_skips_done(cli, make_spec, tmp_pat
     run_dir = results / "toy" / "attention" / "seed-1"
     document = yaml.safe_load((run_dir / "config.yaml").read_text())
     assert document["meta"] == {"experiment": "toy", "arm": "attention", "levels": {"pooling": "attention"},
-                                "seed": 1, "spec": str(spec.resolve())}
+                                "seed": 1, "spec": str(spec.resolve()),
+                                # the planned grid and analysis, so `report` needs neither spec nor data
+                                "grid": {"arms": {"attention": {"pooling": "attention"},
+                                                  "mean": {"pooling": "mean"}}, "seeds": [0, 1]},
+                                "report": {"baseline": None, "metrics": []}}
     assert document["seed"] == 1 and document["tasks"]["colour"]["pooling"] == "attention"
     assert read_status(run_dir)["state"] == "pending"
     assert "4 new, 0 to retry, 0 done" in out
