@@ -96,7 +96,8 @@ def test_run_writes_runs_dispatches_and_rerun_skips_done(cli, make_spec, tmp_pat
     update_status(run_dir, state="failed", error="RuntimeError: boom")
     before = (results / "toy" / "mean" / "seed-0" / "config.yaml").stat().st_mtime_ns
     code, out, err = cli("run", spec, "--results", results)
-    assert code == 0 and len(dispatched) == 2
+    # the recorder trains nothing, so the inline retry is left unfinished: `run` says so and fails
+    assert code == 1 and len(dispatched) == 2 and "did not finish" in err
     assert dispatched[1]["run_dirs"] == [run_dir] and dispatched[1]["executor"] == "inline"
     assert "0 new, 1 to retry, 3 done" in out
     assert (results / "toy" / "mean" / "seed-0" / "config.yaml").stat().st_mtime_ns == before
