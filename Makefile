@@ -35,6 +35,8 @@ demo: venv
 	$(PY) -m lexilab run experiments/quickstart.yaml --seeds 3
 	$(PY) -m lexilab status quickstart
 	$(PY) -m lexilab report quickstart --out $(DEMO_OUT)
+	$(PY) -m lexilab run experiments/quickstart_conflict.yaml --seeds 3
+	$(PY) -m lexilab report quickstart_conflict --out $(DEMO_OUT)
 	$(PY) -m lexilab sweep experiments/quickstart_sweep.yaml --executor local --workers 2
 
 test: venv

@@ -18,6 +18,9 @@ example, C = max(number of labels, 2)):
 - ``multilabel`` (labels "A", "B", "C", "D"; label f present iff z_f = 1): each label is
   flipped independently with probability ``noise`` (rows may have no label);
 - ``seq2seq_keywords``: the target is the signal words in their order in the text (no noise).
+Option ``as_seq2seq: true`` turns a multiclass task into a seq2seq one whose target is the
+(noisy) label name, e.g. "yes"/"no": seq2seq tasks share the decoder and LM head, so two such
+tasks read the encoder through the same output parameters (see the relatedness note below).
 Bayes-optimal accuracy (``bayes_accuracy``): 1 − noise for the binary tasks and multiclass4
 (noise < 3/4) and per label of multilabel (Hamming loss = noise, subset accuracy (1−noise)^4);
 a ROUGE of 1 for seq2seq_keywords.
@@ -29,6 +32,9 @@ the same feature). Pairs from different families use disjoint features. A label 
 absorbed by an independent head (w_b → −w_a), so the conflict shows as a negative gradient
 cosine on the shared encoder when the two tasks read the encoder through the same (tied or
 identically initialised) head; through independent random heads the expected cosine is 0.
+With ``as_seq2seq`` the head is the shared decoder and LM head: conflict_a and conflict_b on
+the same texts then ask for opposite words from the same outputs, and the flip cannot be
+absorbed (experiments/quickstart_conflict.yaml).
 """
 from __future__ import annotations
 
@@ -81,9 +87,18 @@ def _where(key: str) -> str:
     return f"dataset synthetic: {key}"
 
 
-def _check_options(task, n, seed, noise, signal_words) -> dict[str, int]:
+def _check_task(task, as_seq2seq) -> None:
     if task not in TASKS:
         raise LexilabError(f"{_where('task')}: unknown task {task!r}{did_you_mean(task, TASKS)}; known: {', '.join(TASKS)}")
+    if not isinstance(as_seq2seq, bool):
+        raise LexilabError(f"{_where('as_seq2seq')}: expected true or false, got {as_seq2seq!r}")
+    if as_seq2seq and TASKS[task][0] != "multiclass":
+        multiclass = [t for t, spec in TASKS.items() if spec[0] == "multiclass"]
+        raise LexilabError(f"{_where('as_seq2seq')}: task {task} is {TASKS[task][0]}; only multiclass tasks "
+                           f"become seq2seq ({', '.join(multiclass)})")
+
+
+def _check_options(task, n, seed, noise, signal_words) -> dict[str, int]:
     sizes = dict(DEFAULT_N)
     if isinstance(n, int) and not isinstance(n, bool):
         sizes = {split: n for split in SPLITS}
@@ -182,8 +197,9 @@ def noisy_labels(kind: str, clean: np.ndarray, draws: np.ndarray, noise: float, 
     return np.where(draws[:, 0] >= noise, clean, other)
 
 
-def make_split(task: str, seed: int, split: str, n: int, noise: float, signal_words: int = 1) -> list[dict]:
-    """The first ``n`` examples of ``split`` for ``task``."""
+def make_split(task: str, seed: int, split: str, n: int, noise: float, signal_words: int = 1,
+               as_seq2seq: bool = False) -> list[dict]:
+    """The first ``n`` examples of ``split`` for ``task`` (``as_seq2seq``: the label name as ``target``)."""
     kind, label_names, _, _ = TASKS[task]
     texts = make_texts(seed, split, n, signal_words)
     examples = [{"id": f"syn{seed}-{split}-{i:06d}", "text": text} for i, (text, _) in enumerate(texts)]
@@ -197,8 +213,9 @@ def make_split(task: str, seed: int, split: str, n: int, noise: float, signal_wo
     draws = noise_rng.random((n, max(len(label_names), 2)))
     if kind == "multiclass":
         clean = np.array([clean_label(task, z) for _, z in texts], dtype=int).reshape(n)
+        field = "target" if as_seq2seq else "label"
         for example, k in zip(examples, noisy_labels(kind, clean, draws, noise, len(label_names)).tolist()):
-            example["label"] = label_names[k]
+            example[field] = label_names[k]
     else:
         clean = np.array([[k in clean_label(task, z) for k in range(len(label_names))] for _, z in texts],
                          dtype=bool).reshape(n, len(label_names))
@@ -209,27 +226,31 @@ def make_split(task: str, seed: int, split: str, n: int, noise: float, signal_wo
 
 @register_dataset(
     "synthetic", kind="multiclass|multilabel|seq2seq",
-    description="known-answer synthetic tasks (options: task, n, seed, noise, signal_words); no files",
+    description="known-answer synthetic tasks (options: task, n, seed, noise, signal_words, as_seq2seq); no files",
 )
 def load_synthetic(root: Path | None = None, task: str = "shared_a", n=None, seed: int = 0,
-                   noise: float | None = None, signal_words: int = 1) -> Dataset:
+                   noise: float | None = None, signal_words: int = 1, as_seq2seq: bool = False) -> Dataset:
     """Generate the synthetic dataset ``task`` (offline; ``root`` is unused). ``noise``
-    defaults to 0.1 for classification tasks; seq2seq_keywords has no label noise."""
-    if TASKS.get(task, ("",))[0] == "seq2seq" and noise:
+    defaults to 0.1 for classification tasks; seq2seq_keywords has no label noise.
+    ``as_seq2seq``: a multiclass task as seq2seq, its (noisy) label name as the target."""
+    _check_task(task, as_seq2seq)
+    if TASKS[task][0] == "seq2seq" and noise:
         raise LexilabError(f"{_where('noise')}: task {task} has no label noise (leave noise unset or 0)")
     noise = DEFAULT_NOISE if noise is None else noise
     sizes = _check_options(task, n, seed, noise, signal_words)
-    kind, label_names, _, _ = TASKS[task]
-    splits = {split: make_split(task, seed, split, sizes[split], float(noise), signal_words) for split in SPLITS}
+    splits = {split: make_split(task, seed, split, sizes[split], float(noise), signal_words, as_seq2seq)
+              for split in SPLITS}
+    kind = kind_for(task, as_seq2seq)
+    label_names = None if kind == "seq2seq" else TASKS[task][1]
     text_fields = ["text", "target"] if kind == "seq2seq" else ["text"]
-    return Dataset(f"synthetic-{task}", kind, splits, list(label_names) if label_names else None, text_fields)
+    name = f"synthetic-{task}" + ("-seq2seq" if as_seq2seq else "")
+    return Dataset(name, kind, splits, list(label_names) if label_names else None, text_fields)
 
 
-def kind_for(task: str = "shared_a", **_options) -> str:
+def kind_for(task: str = "shared_a", as_seq2seq: bool = False, **_options) -> str:
     """The kind of ``task`` without generating data (config checks call ``loader.kind_for``)."""
-    if task not in TASKS:
-        raise LexilabError(f"{_where('task')}: unknown task {task!r}{did_you_mean(task, TASKS)}; known: {', '.join(TASKS)}")
-    return TASKS[task][0]
+    _check_task(task, as_seq2seq)
+    return "seq2seq" if as_seq2seq else TASKS[task][0]
 
 
 load_synthetic.kind_for = kind_for

@@ -84,3 +84,21 @@ def tiny_results(tmp_path_factory, shared_data, repo_root) -> Path:
                            "--results", str(root)], cwd=repo_root, env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     return root
+
+
+@pytest.fixture(scope="session")
+def run_spec(shared_data, repo_root):
+    """``run(spec, root)``: train a spec's whole grid with ``python -m lexilab run`` (offline, data
+    from the shared folder, no progress bars) into the results root ``root``; returns ``root``."""
+    import os
+    import subprocess
+    import sys
+
+    def run(spec: str, root: Path) -> Path:
+        env = {**os.environ, "LEXILAB_DATA": str(shared_data), "LEXILAB_PROGRESS": "0", "HF_HUB_OFFLINE": "1"}
+        proc = subprocess.run([sys.executable, "-m", "lexilab", "run", spec, "--results", str(root)], cwd=repo_root,
+                              env=env, capture_output=True, text=True, timeout=1800)
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+        return root
+
+    return run

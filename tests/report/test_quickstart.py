@@ -3,10 +3,6 @@ partner that shares its signal, by more than the report's intervals allow chance
 partner that reads another signal; the arms give it the same budget; the gradcos figure is drawn."""
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
 
 from lexilab.report.build import generate
@@ -15,13 +11,8 @@ SPEC = "experiments/quickstart.yaml"
 
 
 @pytest.fixture(scope="module")
-def quickstart_results(tmp_path_factory, shared_data, repo_root):
-    root = tmp_path_factory.mktemp("quickstart") / "results"
-    env = {**os.environ, "LEXILAB_DATA": str(shared_data), "LEXILAB_PROGRESS": "0", "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.run([sys.executable, "-m", "lexilab", "run", SPEC, "--results", str(root)], cwd=repo_root,
-                          env=env, capture_output=True, text=True, timeout=1800)
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
-    return root
+def quickstart_results(tmp_path_factory, run_spec):
+    return run_spec(SPEC, tmp_path_factory.mktemp("quickstart") / "results")
 
 
 @pytest.mark.slow
