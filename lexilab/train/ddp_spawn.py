@@ -90,6 +90,28 @@ def _prune_at(step: int):
     return hook
 
 
+class _compile_with:
+    """Within the block, ``Module.compile`` uses ``backend`` (None: leave torch's default) and
+    counts its calls, so a test can compile on CPU without inductor's minutes-long C++ build."""
+
+    def __init__(self, backend: str | None):
+        self.backend, self.calls, self._original = backend, 0, None
+
+    def __enter__(self):
+        if self.backend:
+            self._original = original = torch.nn.Module.compile
+
+            def compile_(module, *args, **kwargs):
+                self.calls += 1
+                return original(module, *args, **{**kwargs, "backend": self.backend})
+            torch.nn.Module.compile = compile_
+        return self
+
+    def __exit__(self, *exc):
+        if self._original is not None:
+            torch.nn.Module.compile = self._original
+
+
 def train_runs(jobs: list[tuple], steps_only: bool = False) -> None:
     """Train each ``(config, run_dir[, options])`` in turn with this process's group (a world of
     one when none is set up); rank 0 saves the final model and weighting state to
@@ -97,6 +119,7 @@ def train_runs(jobs: list[tuple], steps_only: bool = False) -> None:
     steps alone (no evaluation, checkpoint or test), as the benchmark times them. Options (for
     the tests): ``interrupt_after: N`` stops after step N and resumes in a fresh Trainer;
     ``record_examples: DIR`` logs each rank's example ids to ``DIR/examples-<rank>.jsonl``;
+    ``compile_backend: NAME`` compiles (when ``train.compile``) with that backend;
     ``inject: [rank, step, "raise" | "nan"]`` makes one rank fail, ``prune_at_step: N`` gives
     rank 0 a sweep hook that prunes at the first evaluation from step N; every rank's error (as
     ``train_run`` would raise it) goes to ``run_dir/error-<rank>.txt``."""
@@ -113,7 +136,9 @@ def train_runs(jobs: list[tuple], steps_only: bool = False) -> None:
                 first.fit(on_step=_interrupt_after(int(options["interrupt_after"])))
             except _Interrupted:
                 pass
-        trainer = Trainer(config, run_dir, progress=False)
+        compiled = _compile_with(options.get("compile_backend"))
+        with compiled:
+            trainer = Trainer(config, run_dir, progress=False)
         if options.get("record_examples"):
             _record_examples(trainer, Path(options["record_examples"]) / f"examples-{trainer.dist.rank}.jsonl")
         if options.get("prune_at_step") and trainer.dist.is_main:  # as a sweep's hook: rank 0 only
@@ -147,4 +172,5 @@ def train_runs(jobs: list[tuple], steps_only: bool = False) -> None:
             torch.save({"model": trainer.model.state_dict(),
                         "weighting_params": [p.detach().clone() for p in trainer.weighting.parameters()],
                         "weighting": trainer.weighting.state_dict(), "seconds": seconds,
+                        "compiled": compiled.calls,
                         "world_size": trainer.dist.world_size}, Path(run_dir) / FINAL_FILE)

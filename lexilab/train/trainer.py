@@ -86,6 +86,10 @@ class Trainer:
             if self.dist.rank:
                 seed_everything(int(config["seed"]) + 1_000_003 * self.dist.rank)
         if train.get("compile"):
+            # Gradient methods take one backward per task through the same graph
+            # (retain_graph=True), which AOTAutograd's donated buffers forbid.
+            import torch._functorch.config as functorch_config
+            functorch_config.donated_buffer = False
             for module in [self.backbone, *self.model.task_modules.values()]:
                 module.compile(dynamic=True)
         self._build_methods()

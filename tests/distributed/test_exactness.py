@@ -35,6 +35,8 @@ def _case_config(ddp_config, data_root, case: str, batch: int) -> dict:
         return ddp_config(data_root, "upgrad", batch)
     if case == "bf16":  # CPU autocast: collectives and the Jacobian stay fp32
         return ddp_config(data_root, "upgrad", batch, train__precision="bf16")
+    if case == "compiled":  # the Jacobian path through torch.compile'd backbone and heads
+        return ddp_config(data_root, "upgrad", batch, train__compile=True)
     overrides = {"diagnostics": {"grad_cosine_every": 1}} if case == "equal" else {}
     return ddp_config(data_root, case, batch, **overrides)
 
@@ -43,11 +45,14 @@ def _case_config(ddp_config, data_root, case: str, batch: int) -> dict:
 def trained(make_ddp_config, data_root, tmp_path_factory):
     root = tmp_path_factory.mktemp("ddp")
     # the failing cases come last: after a rank's exception the process group is gone
-    cases = [*METHODS, "bf16", "dwa-resumed", "examples", "pruned", "nan", "raise"]
-    options = {"dwa-resumed": {"interrupt_after": 3}, "examples": {"record_examples": str(root)},
+    cases = [*METHODS, "bf16", "compiled", "dwa-resumed", "examples", "pruned", "nan", "raise"]
+    # inductor's C++ build takes minutes on CPU; aot_eager still traces with dynamo and runs
+    # the backward through AOTAutograd, which is what data parallelism has to survive
+    options = {"compiled": {"compile_backend": "aot_eager"},
+               "dwa-resumed": {"interrupt_after": 3}, "examples": {"record_examples": str(root)},
                "pruned": {"prune_at_step": 2},
                "nan": {"inject": [1, 1, "nan"]}, "raise": {"inject": [1, 1, "raise"]}}
-    only_parallel = ("dwa-resumed", "pruned", "nan", "raise")
+    only_parallel = ("compiled", "dwa-resumed", "pruned", "nan", "raise")
     jobs = {world: [(_case_config(make_ddp_config, data_root, case, BATCH * WORLD // world),
                      str(root / f"w{world}" / case / "a" / "seed-0"), options.get(case, {}) if world > 1 else {})
                     for case in cases if world > 1 or case not in only_parallel]
@@ -97,6 +102,15 @@ def test_bf16_autocast_keeps_working_under_data_parallelism(trained):
     _assert_close_tensors(two["model"], one["model"], rtol=1e-2)
     fp32 = _final(trained, 1, "upgrad")  # the same run in fp32: autocast really was on
     assert any(not torch.equal(one["model"][n], v) for n, v in fp32["model"].items())
+
+
+@pytest.mark.slow
+def test_compile_keeps_working_under_data_parallelism(trained):
+    """Two processes with the backbone and heads compiled end on the weights of one eager
+    process with the doubled batch (UPGrad: per-task gradients through the compiled graph)."""
+    two, one = _final(trained, WORLD, "compiled"), _final(trained, 1, "upgrad")
+    _assert_close_tensors(two["model"], one["model"])
+    assert two["compiled"], "train.compile did not reach torch.compile"
 
 
 @pytest.mark.slow
