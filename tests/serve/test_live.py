@@ -81,9 +81,10 @@ def test_page_in_a_real_browser(page, trained_study, predictors, tmp_path):
     cards = driver.find_elements(By.CSS_SELECTOR, "section.task")
     assert len(cards) == 4  # mtl: topic, emotion, summary; topic_only: topic
     assert len(driver.find_elements(By.CSS_SELECTOR, "section.absent")) == 2  # topic_only has no emotion, summary
+    wait.until(lambda d: all(c.get_attribute("data-done") for c in d.find_elements(By.CSS_SELECTOR, "section.task")))
+    # read positions only once every card is filled: rows above grow as their results arrive
     topic = [c.location for c in cards if c.get_attribute("data-task") == "topic"]
     assert topic[0]["y"] == topic[1]["y"] and topic[0]["x"] < topic[1]["x"]  # one task's row, runs side by side
-    wait.until(lambda d: all(c.get_attribute("data-done") for c in d.find_elements(By.CSS_SELECTOR, "section.task")))
     for card in cards:
         run, task, kind = (card.get_attribute(k) for k in ("data-run", "data-task", "data-kind"))
         truth = predictors[run].predict([TEXT], top_k=4)[0][task]
