@@ -444,9 +444,12 @@ class T5Model(nn.Module):
         return DecoderCache(cross_kv, encoder_mask)
 
     def decode(self, decoder_input_ids: torch.Tensor, encoder_states: torch.Tensor | None = None,
-               encoder_mask: torch.Tensor | None = None, cache: DecoderCache | None = None) -> torch.Tensor:
+               encoder_mask: torch.Tensor | None = None, cache: DecoderCache | None = None,
+               project: bool = True) -> torch.Tensor:
         """Logits (B, T, V) for ``decoder_input_ids``. With ``cache`` the ids continue the cached prefix
-        and the cache is extended in place; without it they are the whole target prefix."""
+        and the cache is extended in place; without it they are the whole target prefix.
+        ``project=False``: the (B, T, d_model) states the output projection reads instead (rescaled
+        when ``scale_decoder_outputs``), so a loss can apply :meth:`output_weight` chunk by chunk."""
         dec = self.decoder
         if cache is None:
             cache = self.new_cache(encoder_states, encoder_mask)
@@ -460,9 +463,15 @@ class T5Model(nn.Module):
         h = dec.dropout(dec.final_norm(h))
         if self.config.scale_decoder_outputs:
             h = h * self.config.d_model ** -0.5  # Mesh-TF rescaling for the tied projection (T5 v1.0)
+        if not project:
+            return h
         if self.config.tie_word_embeddings:
             return F.linear(h, self.shared.weight)
         return self.lm_head(h)
+
+    def output_weight(self) -> nn.Parameter:
+        """The (V, d_model) output projection: the shared embedding when tied, else ``lm_head``."""
+        return self.shared.weight if self.config.tie_word_embeddings else self.lm_head.weight
 
     def shift_right(self, labels: torch.Tensor) -> torch.Tensor:
         """Teacher-forcing decoder inputs: start token, then labels[:-1]; -100 (ignored) -> pad."""
@@ -472,8 +481,9 @@ class T5Model(nn.Module):
 
     def forward(self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
                 decoder_input_ids: torch.Tensor | None = None, labels: torch.Tensor | None = None,
-                encoder_outputs: torch.Tensor | None = None) -> torch.Tensor:
-        """Logits (B, T, V). ``encoder_outputs``: states from :meth:`encode` (skips the encoder)."""
+                encoder_outputs: torch.Tensor | None = None, project: bool = True) -> torch.Tensor:
+        """Logits (B, T, V). ``encoder_outputs``: states from :meth:`encode` (skips the encoder);
+        ``project=False``: the decoder states before the output projection (see :meth:`decode`)."""
         if decoder_input_ids is None:
             if labels is None:
                 raise LexilabError("forward: pass decoder_input_ids or labels")
@@ -488,7 +498,7 @@ class T5Model(nn.Module):
         if decoder_input_ids.shape[0] != encoder_outputs.shape[0]:
             raise LexilabError(f"decoder_input_ids: batch size {decoder_input_ids.shape[0]} does not match "
                                f"input_ids batch size {encoder_outputs.shape[0]}")
-        return self.decode(decoder_input_ids, encoder_outputs, attention_mask)
+        return self.decode(decoder_input_ids, encoder_outputs, attention_mask, project=project)
 
     @torch.no_grad()
     def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
