@@ -163,6 +163,13 @@ def bucket_rule(value):
     raise _Bad("true, false or a chunk size in batches ≥ 1")
 
 
+def chunk_rule(value):
+    """Chunked cross-entropy (seq2seq): true/false, or the chunk size in tokens (an int ≥ 1)."""
+    if isinstance(value, bool) or (isinstance(value, int) and 1 <= value <= MAX_INT):
+        return value
+    raise _Bad("true, false or a chunk size in tokens ≥ 1")
+
+
 def device_name(value):
     if isinstance(value, str) and re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", value):
         return value
@@ -285,7 +292,9 @@ TASK_SCHEMA: dict[str, Any] = {
     "bucket": bucket_rule,
     "limit": {split: _INT1N for split in SPLITS},
     "loss": {"label_smoothing": number(0, 1, hi_open=True), "focal_gamma": number(0, nullable=True),
-             "class_weights": weights_spec, "pos_weight": weights_spec},
+             "class_weights": weights_spec, "pos_weight": weights_spec,
+             # no default: unset, the task decides per batch, and existing config hashes stay
+             "chunked": chunk_rule},
     "threshold": {"tune": string(choices=("none", "global", "per_class")), "default": number(0, 1, lo_open=True, hi_open=True),
                   "metric": string(nullable=True, choices=names("threshold metric"))},
     "generation": {"num_beams": _INT1, "max_new_tokens": _INT1N, "min_new_tokens": _INT0,
@@ -309,7 +318,7 @@ KIND_ONLY = {"pooling": ("multiclass", "multilabel"), "head": ("multiclass", "mu
              "threshold": ("multilabel",), "generation": ("seq2seq",), "max_target_length": ("seq2seq",)}
 LOSS_KIND_ONLY = {"label_smoothing": ("seq2seq", "multiclass"), "focal_gamma": ("multiclass", "multilabel"),
                   "class_weights": ("multiclass",),
-                  "pos_weight": ("multilabel",)}
+                  "pos_weight": ("multilabel",), "chunked": ("seq2seq",)}
 
 
 # --------------------------------------------------------------------------- merge

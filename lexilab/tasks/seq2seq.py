@@ -2,6 +2,9 @@
 
 Loss: token-level cross-entropy over the non-padded target tokens of the batch (mean), with
 optional label smoothing (Szegedy et al. 2016, "Rethinking the Inception Architecture").
+``loss.chunked`` (true, false or tokens per chunk; unset: chunks of 1024 once a batch has more target
+tokens than that) computes it through the output projection chunk by chunk
+(lexilab.tasks.chunked_ce), never holding the batch's B×T×V logits; same value and gradients.
 Evaluation: generation (beam search by default) then ROUGE (lexilab.metrics.rouge).
 ``max_new_tokens: null`` fits the targets: the 99th percentile of the tokenised train-target
 lengths (EOS included, before truncation), capped by ``max_target_length``.
@@ -16,6 +19,7 @@ from torch import nn
 from lexilab.errors import LexilabError
 from lexilab.metrics.rouge import rouge_per_example, rouge_summary
 from lexilab.tasks.base import DEFAULT_MAX_TARGET_LENGTH, Task, register_task_kind
+from lexilab.tasks.chunked_ce import DEFAULT_CHUNK_TOKENS, linear_cross_entropy
 from lexilab.tasks.collate import IGNORE_INDEX, pad_sequences
 
 DEFAULT_GENERATION = {"num_beams": 4, "max_new_tokens": None, "min_new_tokens": 0, "length_penalty": 1.0}
@@ -35,12 +39,22 @@ class Seq2SeqTask(Task):
         self.label_smoothing = float(loss.get("label_smoothing") or 0.0)
         if not 0.0 <= self.label_smoothing < 1.0:
             raise LexilabError(f"{self.key('loss', 'label_smoothing')}: must be in [0, 1), got {self.label_smoothing}")
+        self.chunked, self.chunk_tokens = self._chunking(loss.get("chunked"))
         self.generation_cfg = self._merge_generation(DEFAULT_GENERATION, self.cfg.get("generation"), "generation")
         for split, rows in self.dataset.splits.items():
             for example in rows:
                 if not isinstance(example.get("target"), str):
                     raise self.example_error(example, f"split {split}: seq2seq example without a string 'target'")
         self._fitted_max_new_tokens: int | None = None
+
+    def _chunking(self, value) -> tuple[bool | None, int]:
+        """(always / never / None = when a batch has more target tokens than one chunk, chunk size)."""
+        if value is None or isinstance(value, bool):
+            return value, DEFAULT_CHUNK_TOKENS
+        if isinstance(value, int) and value >= 1:
+            return True, value
+        raise LexilabError(f"config.yaml: {self.key('loss', 'chunked')}: expected true, false or a chunk size in "
+                           f"tokens >= 1, got {value!r}")
 
     def _merge_generation(self, base: dict, override: dict | None, where: str) -> dict:
         merged = dict(base)
@@ -97,9 +111,17 @@ class Seq2SeqTask(Task):
 
     def loss(self, backbone: nn.Module, module: nn.Module | None, batch: dict) -> torch.Tensor:
         batch = self.to_device(batch, self.device_of(backbone))
-        logits = backbone(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"])
+        labels = batch["labels"]
+        # unset: chunk only a batch with more than one chunk of tokens; a smaller one is a single
+        # chunk anyway, and the full path saves the chunked path's second matmul in backward
+        if self.chunked or (self.chunked is None and labels.numel() > self.chunk_tokens):
+            hidden = backbone(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=labels,
+                              project=False)
+            return linear_cross_entropy(hidden, backbone.output_weight(), labels, ignore_index=IGNORE_INDEX,
+                                        label_smoothing=self.label_smoothing, chunk_tokens=self.chunk_tokens)
+        logits = backbone(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=labels)
         return F.cross_entropy(
-            logits.float().reshape(-1, logits.shape[-1]), batch["labels"].reshape(-1),
+            logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1),
             ignore_index=IGNORE_INDEX, label_smoothing=self.label_smoothing,
         )
 
