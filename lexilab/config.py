@@ -62,6 +62,7 @@ def _found(value: Any) -> str:
 # would overflow the float checks or the C libraries they reach
 MAX_INT = 2**31 - 1
 MAX_SEED = 2**32 - 1  # numpy's seed range; the trainer derives its streams' seeds from it
+MAX_PAD_MULTIPLE = 8192  # tasks.<name>.pad_to_multiple_of (64 suits torch.compile and tensor cores)
 
 
 def number(lo=None, hi=None, *, integer=False, nullable=False, lo_open=False, hi_open=False):
@@ -290,6 +291,8 @@ TASK_SCHEMA: dict[str, Any] = {
     "max_length": _INT1,
     "max_target_length": _INT1N,
     "bucket": bucket_rule,
+    # no default (absent = no rounding), so configs without it keep their identity hash
+    "pad_to_multiple_of": number(1, MAX_PAD_MULTIPLE, integer=True, nullable=True),
     "limit": {split: _INT1N for split in SPLITS},
     "loss": {"label_smoothing": number(0, 1, hi_open=True), "focal_gamma": number(0, nullable=True),
              "class_weights": weights_spec, "pos_weight": weights_spec,

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from lexilab.config import MAX_PAD_MULTIPLE
 from lexilab.data.registry import SPLITS, Dataset, did_you_mean
 from lexilab.errors import LexilabError
 from lexilab.metrics import DEFAULT_METRIC, is_known_metric, metric_mode
@@ -35,6 +36,13 @@ def register_task_kind(kind: str):
         return cls
 
     return wrap
+
+
+def _to_cuda(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A CPU tensor through pinned memory, without blocking the host (see Task.to_device)."""
+    if tensor.device.type != "cpu":
+        return tensor.to(device)
+    return (tensor if tensor.is_pinned() else tensor.pin_memory()).to(device, non_blocking=True)
 
 
 def build_task(name: str, cfg: dict, dataset: Dataset, tokenizer) -> "Task":
@@ -69,6 +77,12 @@ class Task(ABC):
             raise LexilabError(f"{self.key('bucket')}: expected true/false or a chunk size in batches >= 1, got {bucket!r}")
         self.bucket = bool(bucket)
         self.bucket_chunk = DEFAULT_CHUNK_BATCHES if isinstance(bucket, bool) else int(bucket)
+        multiple = self.cfg.get("pad_to_multiple_of")
+        if multiple is not None and (isinstance(multiple, bool) or not isinstance(multiple, int)
+                                     or not 1 <= multiple <= MAX_PAD_MULTIPLE):
+            raise LexilabError(f"config.yaml: {self.key('pad_to_multiple_of')}: expected null or an integer from 1 to "
+                               f"{MAX_PAD_MULTIPLE}, got {multiple!r}")
+        self.pad_to_multiple_of = multiple or 1  # source and target lengths (see collate.pad_sequences)
         self.limit = self._parse_limit(self.cfg.get("limit"))
         self.objective_metric = self.cfg.get("early_stopping_metric") or DEFAULT_METRIC[self.kind]
         if not is_known_metric(self.kind, self.objective_metric):
@@ -128,7 +142,7 @@ class Task(ABC):
 
     def encode_inputs(self, examples: list[dict]) -> dict[str, torch.Tensor]:
         ids = self.tokenize([self.input_text(e) for e in examples], self.max_length)
-        input_ids, attention_mask = pad_sequences(ids, self.tokenizer.pad_token_id)
+        input_ids, attention_mask = pad_sequences(ids, self.tokenizer.pad_token_id, self.pad_to_multiple_of)
         return {"input_ids": input_ids, "attention_mask": attention_mask}
 
     def lengths(self, split: str) -> list[int]:
@@ -154,11 +168,22 @@ class Task(ABC):
 
     @staticmethod
     def to_device(batch: dict, device: torch.device) -> dict:
-        return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+        """The batch's tensors on ``device`` (other values as they are).
+
+        To CUDA, CPU tensors are copied through pinned (page-locked) memory without blocking:
+        a blocking copy from pageable memory synchronises the host with the GPU stream on every
+        micro-batch, so the next batch could not be collated while the GPU computes. The pinned
+        buffer stays reserved until its copy has run (torch's caching host allocator records the
+        copy on the stream), so the batch may be dropped at once. Elsewhere: a plain ``.to``."""
+        device = torch.device(device)
+        if device.type != "cuda":
+            return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+        return {k: _to_cuda(v, device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
 
     @abstractmethod
     def collate(self, examples: list[dict]) -> dict:
-        """Tensors padded to the longest in the batch, plus ``"ids"``."""
+        """Tensors padded to the longest in the batch (rounded up to ``pad_to_multiple_of``),
+        plus ``"ids"``."""
 
     @abstractmethod
     def build_module(self, backbone: nn.Module) -> nn.Module | None:

@@ -1,7 +1,9 @@
 """Collation helpers: dynamic padding and (optionally length-bucketed) batch orders.
 
 Padding goes to the longest sequence of the batch, never to a fixed length (LexiMind padded
-~20-token GoEmotions comments to 256). Length bucketing sorts examples by length inside
+~20-token GoEmotions comments to 256), optionally rounded up to a multiple of N (a task's
+``pad_to_multiple_of``): ``torch.compile`` then sees a few lengths instead of one per batch, and
+tensor cores get aligned shapes; padded positions are masked, so they change nothing. Length bucketing sorts examples by length inside
 shuffled chunks of ``chunk_batches`` batches, so a batch holds similar lengths while the order
 stays random; everything is drawn from the caller's ``torch.Generator`` (no global RNG).
 """
@@ -15,9 +17,13 @@ IGNORE_INDEX = -100  # positions the seq2seq loss skips (PyTorch's cross_entropy
 DEFAULT_CHUNK_BATCHES = 50
 
 
-def pad_sequences(sequences: Sequence[Sequence[int]], pad_value: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(B, L_max) LongTensor padded on the right with ``pad_value``, and its 0/1 mask."""
-    longest = max((len(s) for s in sequences), default=0)
+def pad_sequences(sequences: Sequence[Sequence[int]], pad_value: int,
+                  multiple_of: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, L) LongTensor padded on the right with ``pad_value``, and its 0/1 mask; L is the
+    longest length rounded up to a multiple of ``multiple_of``."""
+    if isinstance(multiple_of, bool) or not isinstance(multiple_of, int) or multiple_of < 1:
+        raise ValueError(f"multiple_of must be an integer >= 1, got {multiple_of!r}")
+    longest = -(-max((len(s) for s in sequences), default=0) // multiple_of) * multiple_of
     ids = torch.full((len(sequences), longest), pad_value, dtype=torch.long)
     mask = torch.zeros((len(sequences), longest), dtype=torch.long)
     for row, seq in enumerate(sequences):

@@ -53,9 +53,10 @@ class MulticlassTask(ClassificationTask):
         return batch
 
     def loss(self, backbone: nn.Module, module: nn.Module, batch: dict) -> torch.Tensor:
+        batch = self.to_device(batch, self.device_of(backbone))  # labels too: no blocking copy later
         logits = self.logits(backbone, module, batch)
         target = batch["label_ids"].to(logits.device)
-        weight = None if self.class_weights is None else self.class_weights.to(logits.device)
+        weight = None if self.class_weights is None else self.class_weights.to(logits.device, non_blocking=True)
         if self.focal_gamma is not None:
             return focal_softmax_loss(logits, target, self.focal_gamma, weight)
         return F.cross_entropy(logits, target, weight=weight, label_smoothing=self.label_smoothing)

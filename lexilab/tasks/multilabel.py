@@ -79,9 +79,10 @@ class MultilabelTask(ClassificationTask):
         return batch
 
     def loss(self, backbone: nn.Module, module: nn.Module, batch: dict) -> torch.Tensor:
+        batch = self.to_device(batch, self.device_of(backbone))  # labels too: no blocking copy later
         logits = self.logits(backbone, module, batch)
         target = batch["label_matrix"].to(logits.device, torch.float32)
-        pos_weight = None if self.pos_weight is None else self.pos_weight.to(logits.device)
+        pos_weight = None if self.pos_weight is None else self.pos_weight.to(logits.device, non_blocking=True)
         if self.focal_gamma is not None:
             return focal_sigmoid_loss(logits, target, self.focal_gamma, pos_weight)
         return F.binary_cross_entropy_with_logits(logits, target, pos_weight=pos_weight)

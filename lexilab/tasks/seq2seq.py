@@ -100,7 +100,7 @@ class Seq2SeqTask(Task):
     def collate(self, examples: list[dict]) -> dict:
         batch = self.encode_inputs(examples)
         targets = self.tokenize([e["target"] for e in examples], self.max_target_length, target=True)
-        batch["labels"], _ = pad_sequences(targets, IGNORE_INDEX)
+        batch["labels"], _ = pad_sequences(targets, IGNORE_INDEX, self.pad_to_multiple_of)
         batch["ids"] = [str(e["id"]) for e in examples]
         return batch
 

@@ -56,7 +56,8 @@ class Trainer:
         # every entry point trains the resolved config: defaults filled in, problems refused
         config, problems = check_config(config)
         if problems:
-            raise LexilabError("invalid run config:\n" + "\n".join(p.line() for p in problems))
+            raise LexilabError(f"{Path(run_dir) / 'config.yaml'}: invalid run config: "
+                               + "; ".join(p.line() for p in problems))
         self.config = config
         self.run_dir = Path(run_dir)
         # a data-parallel run's process group (set up by the runner), else a world of one
@@ -228,18 +229,21 @@ class Trainer:
             loss = task.loss(self.backbone, self.model.module_for(name), tensors)
         return loss.float()
 
-    def _check_finite(self, losses: dict[str, torch.Tensor], per_rank: torch.Tensor | None = None) -> bool:
-        """``losses``: the global batch's values; ``per_rank`` (W × T) names the rank at fault."""
-        for index, (name, loss) in enumerate(losses.items()):
-            if not torch.isfinite(loss):
-                if self.train_cfg.get("on_nonfinite", "fail") == "skip":
-                    self.nonfinite_skipped += 1
-                    return False
-                where = ""
-                if per_rank is not None:
-                    rank = int((~torch.isfinite(per_rank[:, index])).nonzero()[0])
-                    loss, where = per_rank[rank, index], f" on rank {rank}"
-                raise NonFiniteLoss(f"non-finite loss ({loss.item()}) at step {self.step} in task {name!r}{where}")
+    def _all_finite(self, names: list[str], values: list[float], per_rank: torch.Tensor | None) -> bool:
+        """True when a micro-batch's global losses (``values``, read off the device, in the order
+        of ``names``) are finite; else count a skip (policy ``skip``) or raise NonFiniteLoss naming
+        the step, the task and, from ``per_rank`` (W × T, None on one process), the rank."""
+        for index, (name, value) in enumerate(zip(names, values)):
+            if math.isfinite(value):
+                continue
+            if self.train_cfg.get("on_nonfinite", "fail") == "skip":
+                self.nonfinite_skipped += 1
+                return False
+            where = ""
+            if per_rank is not None:
+                rank = int((~torch.isfinite(per_rank[:, index])).nonzero()[0])
+                value, where = float(per_rank[rank, index]), f" on rank {rank}"
+            raise NonFiniteLoss(f"non-finite loss ({value}) at step {self.step} in task {name!r}{where}")
         return True
 
     def _shard_loss(self, name: str, batch: list[dict]) -> torch.Tensor:
@@ -259,16 +263,36 @@ class Trainer:
         return {n: per_rank[:, i].mean() for i, n in enumerate(losses)}, per_rank
 
     def _window(self, size: int) -> dict:
+        """One optimizer step (see :meth:`_run_window`); its history record, every value read."""
+        record, deferred = self._run_window(size)
+        return self._resolved(record, deferred)
+
+    @staticmethod
+    def _resolved(record: dict, deferred: dict[str, torch.Tensor]) -> dict:
+        """``record`` with the ``deferred`` device values read into it (one host synchronisation)."""
+        if deferred:
+            record.update(zip(deferred, torch.stack(list(deferred.values())).tolist()))
+        return record
+
+    def _run_window(self, size: int) -> tuple[dict, dict[str, torch.Tensor]]:
         """Run ``size`` micro-batches, accumulate their gradients, take one optimizer step.
 
         The step's gradient is the mean over the micro-batches that survived the non-finite
         check, and the weighting method aggregates once per window (``Weighting.finish``), so
-        ``grad_accum = k`` with batch b is the step of ``grad_accum = 1`` with batch k·b."""
+        ``grad_accum = k`` with batch b is the step of ``grad_accum = 1`` with batch k·b.
+
+        Host synchronisations (what a CUDA step waits for): the losses stay on the device while
+        the micro-batches run. Policy ``fail`` reads the whole window's losses in one copy after
+        the last backward and checks them before the optimizer step; policy ``skip`` reads each
+        micro-batch's losses before its backward (the backward is what a skip spares). Returns
+        the step's record and, apart, the values still on the device (the clipped gradient norm),
+        read when the record is written."""
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
         # fp16: the methods get the unscaled losses and the scale (see Weighting.accumulate)
         scale = float(self.scaler.scale(torch.ones((), device=self.device))) if self.scaler.is_enabled() else 1.0
-        seen: dict[str, list[float]] = {}
+        skip = self.train_cfg.get("on_nonfinite", "fail") == "skip"
+        rows: list[tuple[list[str], torch.Tensor | list[float], torch.Tensor | None]] = []
         examples = used = 0
         for _ in range(size):
             names = list(self.tasks) if self.weighting.needs_all_tasks else [self.sampler.next()]
@@ -277,17 +301,18 @@ class Trainer:
                 batch = batches[name] = self.streams[name].next()
                 losses[name] = self._shard_loss(name, batch)
             values, per_rank = self._global_losses(losses)
-            if not self._check_finite(values, per_rank):
-                continue  # a skipped micro-batch adds neither gradient nor examples
+            row: torch.Tensor | list[float] = torch.stack(list(values.values()))
+            if skip:
+                row = row.tolist()
+                if not self._all_finite(names, row, per_rank):
+                    continue  # a skipped micro-batch adds neither gradient nor examples
             self.weighting.accumulate(losses, self.shared_groups, scale=scale)
             used += 1
-            for name, loss in values.items():
+            rows.append((names, row, per_rank))
+            for name in names:
                 examples += len(batches[name])
-                seen.setdefault(name, []).append(loss.item())
                 self.task_budget[name][0] += len(batches[name])
-                total = self.epoch_losses.setdefault(name, [0.0, 0])
-                total[0] += loss.item()
-                total[1] += 1
+        seen = self._window_losses(rows)  # policy fail: raises here, before the optimizer step
         grad_norm = None
         if used:  # a window whose every micro-batch was skipped takes no optimizer step
             # data parallel: the mean over ranks of every accumulated gradient (a gradient
@@ -304,7 +329,7 @@ class Trainer:
                 # the model's gradients only: a weighting method's own parameters (uncertainty's
                 # log-variances, GradNorm's weights) have gradients of another scale
                 params = [p for p in self.model.parameters() if p.grad is not None]
-                grad_norm = float(torch.nn.utils.clip_grad_norm_(params, float(clip)))
+                grad_norm = torch.nn.utils.clip_grad_norm_(params, float(clip)).detach()
             self.scaler.step(self.optimizer)
             self.scaler.update()
         lr = self.optimizer.param_groups[0]["lr"]
@@ -315,9 +340,28 @@ class Trainer:
             self.task_budget[name][1] += 1
         record.update({f"examples_seen/{n}": e for n, (e, _u) in self.task_budget.items()})
         record.update({f"updates/{n}": u for n, (_e, u) in self.task_budget.items()})
-        if grad_norm is not None:
-            record["grad_norm"] = grad_norm
-        return record
+        return record, ({} if grad_norm is None else {"grad_norm": grad_norm})
+
+    def _window_losses(self, rows: list[tuple[list[str], torch.Tensor | list[float], torch.Tensor | None]]
+                       ) -> dict[str, list[float]]:
+        """The window's global losses per task, in micro-batch order, added to the epoch's sums.
+
+        The rows still on the device (policy ``fail``) are read in one copy and checked: the first
+        non-finite value raises :class:`NonFiniteLoss` naming the step, the task and the rank."""
+        on_device = [row for _names, row, _ranks in rows if isinstance(row, torch.Tensor)]
+        read = iter(torch.cat(on_device).tolist() if on_device else ())
+        host = [(names, row if isinstance(row, list) else [next(read) for _ in names], per_rank)
+                for names, row, per_rank in rows]
+        for names, values, per_rank in host:
+            self._all_finite(names, values, per_rank)
+        seen: dict[str, list[float]] = {}
+        for names, values, _ranks in host:
+            for name, value in zip(names, values):
+                seen.setdefault(name, []).append(value)
+                total = self.epoch_losses.setdefault(name, [0.0, 0])
+                total[0] += value
+                total[1] += 1
+        return seen
 
     def _diagnostics(self) -> None:
         """Per-task gradient cosines on a probe batch per task; RNG and .grad untouched."""
@@ -361,11 +405,12 @@ class Trainer:
             frozen = apply_freezing(self.backbone, freeze_cfg, self.step)
             first = self.window_in_epoch * accum
             size = min(accum, self.micro_per_epoch - first)  # last window of an epoch may be short
-            record = self._window(size)
+            record, deferred = self._run_window(size)
             self.step += 1
             self.window_in_epoch += 1
             epoch_done = self.window_in_epoch >= self.windows_per_epoch
             if self.step % log_every == 0 or epoch_done:
+                record = self._resolved(record, deferred)  # read only for a record that is written
                 record.update(frozen)
                 record["examples_per_s"] = record["examples"] / max(time.perf_counter() - started, 1e-9)
                 if self.dist.is_main:
