@@ -8,13 +8,18 @@ a GPU (float32 on CPU). Variants, each timed in this run:
 
 - reference eager / reference sdpa: transformers with ``attn_implementation`` eager / sdpa;
 - lexilab eager / lexilab compiled (``torch.compile``; off on CPU unless --compile on);
+- lexilab compiled flex: ``attention: flex`` (FlexAttention with the bucketed position bias in a
+  score_mod; CUDA only, as FlexAttention has no backward on CPU; like every flex run it has no
+  dropout on the attention probabilities);
 - through lexilab's real ``Trainer``: an MTL mix (seq2seq SciTLDR + multilabel GoEmotions +
   multiclass AG News under temperature sampling, real data from the data root) against a
   hand-written transformers loop (sdpa) over the very same batches.
 
 Every figure is also given as a ratio against the reference (eager for the step, the hand-written
 loop for the mix). MFU = model matmul FLOPs (bench_common.t5_train_flops) / step time / the matmul
-peak measured on this device in this run. Output: a Markdown section on stdout (and --out FILE).
+peak measured on this device in this run. On CUDA an attention-only section follows
+(benchmarks/attention_bias.py: the bias gradient, sdpa float bias vs flex vs flash; --no-attention
+skips it). Output: a Markdown section on stdout (and --out FILE).
 
     python benchmarks/train_step.py                       # a CUDA GPU, FLAN-T5-base dims
     python benchmarks/train_step.py --device cpu --tiny   # seconds, the CI smoke mode
@@ -32,6 +37,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import attention_bias  # noqa: E402
 from bench_common import (emit, environment_line, markdown_table, measured_matmul_peak, paired_models,  # noqa: E402
                           peak_gib, reset_peak, resolve_device, sync, t5_dims, t5_train_flops, timed)
 
@@ -98,8 +104,12 @@ def micro_benchmark(args, device, dtype, cfg, folder, peak) -> tuple[list[list],
     variants = [("reference eager", lambda: reference("eager"), True),
                 ("reference sdpa", lambda: reference("sdpa"), True),
                 ("lexilab eager", lambda: copy.deepcopy(ours), False)]
+    flex_on = compile_on and device.type == "cuda"
     if compile_on:
         variants.append(("lexilab compiled", lambda: torch.compile(copy.deepcopy(ours).to(device)), False))
+    if flex_on:
+        check_logits(with_flex(ours).to(device), reference("eager").to(device), device, cfg["vocab_size"])
+        variants.append(("lexilab compiled flex", lambda: torch.compile(with_flex(ours).to(device)), False))
     rows, base = [], None
     for name, build, is_reference in variants:
         model = build().to(device).train()
@@ -112,7 +122,17 @@ def micro_benchmark(args, device, dtype, cfg, folder, peak) -> tuple[list[list],
                      100 * flops / seconds / peak, base / seconds])
     if not compile_on:
         rows.append(["lexilab compiled", None, None, None, None, None, "not run (CPU: --compile on)"])
+    if not flex_on:
+        why = attention_bias.NOT_RUN if device.type != "cuda" else "not run (--compile off)"
+        rows.append(["lexilab compiled flex", None, None, None, None, None, why])
     return rows, rel
+
+
+def with_flex(model):
+    """A copy of ``model`` on the FlexAttention path (T5Config.attention, read at every forward)."""
+    flex = copy.deepcopy(model)
+    flex.config.attention = "flex"
+    return flex
 
 
 # ---------------------------------------------------------------- the Trainer's MTL mix
@@ -243,6 +263,7 @@ def main(argv=None) -> str:
     ap.add_argument("--compile", choices=["auto", "on", "off"], default="auto")
     ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data", help="data root (real datasets)")
     ap.add_argument("--no-mix", action="store_true", help="skip the Trainer MTL mix")
+    ap.add_argument("--no-attention", action="store_true", help="skip the attention-only bias-gradient section")
     ap.add_argument("--out", type=Path, default=None, help="also write the Markdown section here")
     args = ap.parse_args(argv)
     device = resolve_device(args.device)
@@ -268,13 +289,17 @@ def main(argv=None) -> str:
         f"{str(dtype).removeprefix('torch.')}; AdamW{' fused' if device.type == 'cuda' else ''}; "
         f"{args.warmup} warm-up + {args.steps} timed steps. Logits agree with transformers to "
         f"{rel:.1e} (relative, float32). Measured matmul peak {peak / 1e12:.3g} TFLOP/s "
-        f"({str(dtype).removeprefix('torch.')}). Tokens = non-padding source + target tokens.", "",
+        f"({str(dtype).removeprefix('torch.')}). Tokens = non-padding source + target tokens. The flex "
+        f"variant has no dropout on the attention probabilities (FlexAttention has none).", "",
         markdown_table(header, rows), ""])
     if mix is not None:
         text += "\n".join([
             "", "MTL mix through lexilab's Trainer (SciTLDR seq2seq + GoEmotions multilabel + AG News "
             "multiclass, temperature sampling α 0.5, real data, padded per batch) vs a hand-written "
             "transformers loop over the same batches:", "", markdown_table(header, mix), ""])
+    if not args.no_attention:
+        attention_args = argparse.Namespace(device=str(device), tiny=args.tiny, warmup=5, steps=20)
+        text += "\n" + attention_bias.section(attention_args, level="###")
     return emit(text, args.out)
 
 

@@ -210,6 +210,7 @@ REGISTRIES = {
     "task kind": ("lexilab.tasks", "TASK_KINDS"), "schedule": ("lexilab.train.optim", "SCHEDULES"),
     "leakage policy": ("lexilab.data.leakage", "POLICIES"),
     "threshold metric": ("lexilab.metrics.thresholds", "TUNING_METRICS"),
+    "attention": ("lexilab.model.t5", "ATTENTIONS"),
 }
 
 
@@ -237,6 +238,7 @@ SCHEMA: dict[str, Any] = {
         "init": string(choices=("pretrained", "random")),
         "tokenizer": string(nullable=True),
         "dropout": number(0, 1, hi_open=True, nullable=True),
+        "attention": string(choices=names("attention")),  # no default entry: configs without it keep their hash
         "freeze": {"embeddings": boolean, "encoder_layers": _INT0, "encoder": boolean, "unfreeze": unfreeze_list},
     },
     "optim": {

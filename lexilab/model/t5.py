@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lexilab.errors import LexilabError
+from lexilab.model.t5_flex import FlexMask, flex_attend, stack_mask
 
 # feed_forward_proj's activation part -> function. "gated-gelu" means the tanh GELU (HF: gelu_new);
 # a plain "gelu" is the exact erf GELU, as in transformers.
@@ -41,6 +42,10 @@ T5_MODEL_TYPES = ("t5", "mt5")  # mT5 is the T5 v1.1 architecture with another v
 # Sub-modules that stay float32 in a float16 model (transformers' T5 ``_keep_in_fp32_modules``): the
 # feed-forward output projection is where FLAN-T5's activations overflow float16.
 KEEP_IN_FP32 = ("wo",)
+ATTENTIONS = ("sdpa", "flex")  # T5Config.attention
+# Bucket tables kept per Attention module (one entry per (query_len, key_len, offset, device)); a
+# bound, since every decoding step and every new batch length is a new shape.
+BUCKET_CACHE_SIZE = 32
 
 
 @dataclass
@@ -50,6 +55,11 @@ class T5Config:
     ``tie_word_embeddings``: the output projection is the input embedding (T5 v1.0) or a separate
     ``lm_head`` (v1.1/FLAN). ``scale_decoder_outputs`` (transformers 5.x writes it): multiply the
     decoder output by d_model**-0.5 before the projection; unset, it follows ``tie_word_embeddings``.
+
+    ``attention`` is lexilab's own, a run-time choice rather than part of the checkpoint (``to_dict``
+    leaves it out): ``sdpa`` (scaled_dot_product_attention with the bias and mask as a float
+    ``attn_mask``) or ``flex`` (FlexAttention with the bucketed bias in a ``score_mod`` and a block
+    mask; see lexilab/model/t5_flex.py).
     """
 
     vocab_size: int = 32128
@@ -71,6 +81,7 @@ class T5Config:
     eos_token_id: int = 1
     decoder_start_token_id: int | None = None
     model_type: str = "t5"
+    attention: str = "sdpa"
 
     def __post_init__(self) -> None:
         if self.num_decoder_layers is None:
@@ -87,6 +98,8 @@ class T5Config:
             raise LexilabError(
                 f"config: feed_forward_proj: {self.feed_forward_proj!r} is not one of {sorted(FEED_FORWARD_PROJ)}"
             )
+        if self.attention not in ATTENTIONS:
+            raise LexilabError(f"config: attention: {self.attention!r} is not one of {', '.join(ATTENTIONS)}")
         for name in ("vocab_size", "d_model", "d_kv", "d_ff", "num_layers", "num_decoder_layers", "num_heads",
                      "relative_attention_num_buckets", "relative_attention_max_distance"):
             value = getattr(self, name)
@@ -118,6 +131,7 @@ class T5Config:
     def to_dict(self) -> dict[str, Any]:
         """config.json content in the Hugging Face layout (loadable by transformers too)."""
         out = asdict(self)
+        del out["attention"]  # how attention is computed is not part of the checkpoint
         out.update(architectures=["T5ForConditionalGeneration"], is_encoder_decoder=True)
         return out
 
@@ -185,15 +199,36 @@ class Attention(nn.Module):
         self.max_distance = config.relative_attention_max_distance
         if has_relative_bias:  # only the first layer of a stack owns the bias; the others reuse it
             self.relative_attention_bias = nn.Embedding(self.num_buckets, self.num_heads)
+            self.bucket_cache: dict[tuple, torch.Tensor] = {}
+
+    def buckets(self, query_len: int, key_len: int, offset: int = 0) -> torch.Tensor:
+        """(query_len, key_len) bucket ids; ``offset`` = position of the first query (KV cache).
+
+        They depend on the shape alone, so eagerly they are built once per (query_len, key_len,
+        offset, device) and kept (first in, first out, ``BUCKET_CACHE_SIZE`` entries). Under
+        ``torch.compile`` the graph builds them (once per forward pass and stack, fused): a dict
+        keyed on sizes would put a guard on every shape."""
+        device = self.relative_attention_bias.weight.device
+        if torch.compiler.is_compiling():
+            return self._build_buckets(query_len, key_len, offset, device)
+        key = (query_len, key_len, offset, device)
+        table = self.bucket_cache.get(key)
+        if table is None:
+            with torch.inference_mode(False):  # built under inference_mode, it could not serve a backward later
+                table = self._build_buckets(query_len, key_len, offset, device)
+            if len(self.bucket_cache) >= BUCKET_CACHE_SIZE:
+                self.bucket_cache.pop(next(iter(self.bucket_cache), None), None)
+            self.bucket_cache[key] = table
+        return table
+
+    def _build_buckets(self, query_len: int, key_len: int, offset: int, device: torch.device) -> torch.Tensor:
+        query_pos = torch.arange(query_len, device=device)[:, None] + offset
+        key_pos = torch.arange(key_len, device=device)[None, :]
+        return relative_position_bucket(key_pos - query_pos, self.bidirectional, self.num_buckets, self.max_distance)
 
     def position_bias(self, query_len: int, key_len: int, offset: int = 0) -> torch.Tensor:
         """(1, heads, query_len, key_len) bias; ``offset`` = position of the first query (KV cache)."""
-        device = self.relative_attention_bias.weight.device
-        query_pos = torch.arange(query_len, device=device)[:, None] + offset
-        key_pos = torch.arange(key_len, device=device)[None, :]
-        buckets = relative_position_bucket(key_pos - query_pos, self.bidirectional, self.num_buckets,
-                                           self.max_distance)
-        return self.relative_attention_bias(buckets).permute(2, 0, 1).unsqueeze(0)
+        return self.relative_attention_bias(self.buckets(query_len, key_len, offset)).permute(2, 0, 1).unsqueeze(0)
 
     def split_heads(self, x: torch.Tensor) -> torch.Tensor:
         return x.view(x.shape[0], x.shape[1], self.num_heads, self.d_kv).transpose(1, 2)
@@ -201,13 +236,19 @@ class Attention(nn.Module):
     def key_value(self, states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.split_heads(self.k(states)), self.split_heads(self.v(states))
 
-    def forward(self, x: torch.Tensor, bias: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
-        """x (B, Q, d); key/value (B, H, K, d_kv); bias additive (B|1, H|1, Q, K), mask included."""
+    def forward(self, x: torch.Tensor, bias: "torch.Tensor | FlexMask", key: torch.Tensor,
+                value: torch.Tensor) -> torch.Tensor:
+        """x (B, Q, d); key/value (B, H, K, d_kv); bias: additive (B|1, H|1, Q, K), mask included
+        (``attention: sdpa``), or the stack's :class:`FlexMask` (``attention: flex``; FlexAttention
+        has no dropout on the attention probabilities)."""
         query = self.split_heads(self.q(x))
-        out = F.scaled_dot_product_attention(
-            query, key, value, attn_mask=bias.to(query.dtype),
-            dropout_p=self.dropout if self.training else 0.0, scale=1.0,
-        )
+        if isinstance(bias, FlexMask):
+            out = flex_attend(query, key, value, bias)
+        else:
+            out = F.scaled_dot_product_attention(
+                query, key, value, attn_mask=bias.to(query.dtype),
+                dropout_p=self.dropout if self.training else 0.0, scale=1.0,
+            )
         return self.o(out.transpose(1, 2).reshape(x.shape[0], x.shape[1], -1))
 
 
@@ -291,14 +332,23 @@ class Stack(nn.Module):
 
     def __init__(self, config: T5Config, num_layers: int, is_decoder: bool):
         super().__init__()
+        self.config = config  # the model's own (``attention`` is read at every forward pass)
         self.is_decoder = is_decoder
         self.block = nn.ModuleList(Block(config, is_decoder, has_relative_bias=i == 0) for i in range(num_layers))
         self.final_norm = RMSNorm(config.d_model, config.layer_norm_epsilon)
         self.dropout = nn.Dropout(config.dropout_rate)
 
-    def self_bias(self, query_len: int, key_len: int, offset: int, key_mask: torch.Tensor | None) -> torch.Tensor:
-        """Position bias computed once for all layers, with padding (encoder) or causal (decoder) mask."""
-        bias = self.block[0].self_attn.position_bias(query_len, key_len, offset)
+    def self_bias(self, query_len: int, key_len: int, offset: int,
+                  key_mask: torch.Tensor | None) -> torch.Tensor | FlexMask:
+        """Position bias computed once for all layers, with padding (encoder) or causal (decoder) mask:
+        an additive tensor (sdpa), or a score_mod reading the bucketed bias plus a block mask (flex)."""
+        owner = self.block[0].self_attn
+        if self.config.attention == "flex":
+            weight = owner.relative_attention_bias.weight
+            return stack_mask(query_len, key_len, weight.device, key_keep=None if key_mask is None else key_mask.bool(),
+                              causal_offset=offset if self.is_decoder else None, bias_table=weight,
+                              buckets=owner.buckets(query_len, key_len, offset))
+        bias = owner.position_bias(query_len, key_len, offset)
         bias = bias.to(compute_dtype(bias))
         if self.is_decoder:
             causal = torch.arange(key_len, device=bias.device)[None, :] <= (
@@ -456,7 +506,11 @@ class T5Model(nn.Module):
         offset, length = cache.length, decoder_input_ids.shape[1]
         h = dec.dropout(self.shared(decoder_input_ids))
         self_bias = dec.self_bias(length, offset + length, offset, None)
-        cross_bias = additive_mask(cache.encoder_mask[:, None, None, :].bool(), compute_dtype(h))
+        if self.config.attention == "flex":
+            encoder_keep = cache.encoder_mask.bool()
+            cross_bias = stack_mask(length, encoder_keep.shape[1], h.device, key_keep=encoder_keep)
+        else:
+            cross_bias = additive_mask(cache.encoder_mask[:, None, None, :].bool(), compute_dtype(h))
         for i, block in enumerate(dec.block):
             h, cache.self_kv[i] = block(h, self_bias, cache.self_kv[i], cache.cross_kv[i], cross_bias)
         cache.length = offset + length

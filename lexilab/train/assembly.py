@@ -103,7 +103,7 @@ def check_leakage(datasets: dict[str, Dataset], policy: str) -> tuple[dict[str, 
 
 
 def build_backbone(config: dict, root: Path):
-    from lexilab.model import load_backbone, load_tokenizer
+    from lexilab.model import T5Config, load_backbone, load_tokenizer
 
     cfg = config["backbone"]
     name = resolve_path_like(cfg["name"], root)
@@ -112,6 +112,11 @@ def build_backbone(config: dict, root: Path):
         overrides["dropout_rate"] = float(cfg["dropout"])
     backbone = load_backbone(name, init=cfg.get("init", "pretrained"), config_overrides=overrides or None,
                              seed=int(config["seed"]))
+    if cfg.get("attention") not in (None, "sdpa"):
+        if not isinstance(getattr(backbone, "config", None), T5Config):
+            raise LexilabError(f"config.yaml: backbone.attention: {cfg['attention']} is for the T5 backbone; "
+                               f"{name} is encoder-only")
+        backbone.config.attention = cfg["attention"]  # read at every forward pass
     tokenizer_source = resolve_path_like(cfg.get("tokenizer") or name, root)
     if not isinstance(tokenizer_source, (str, os.PathLike)):
         raise LexilabError("backbone.tokenizer: a backbone given as a config mapping needs a tokenizer path or hub id")
@@ -126,6 +131,9 @@ def assemble(config: dict) -> Assembly:
     datasets, leakage = check_leakage(datasets, config["train"].get("leakage", "warn"))
     torch.manual_seed(int(config["seed"]))  # head initialisation is part of the run's seed
     backbone, tokenizer = build_backbone(config, effective_data_root(config))
+    if getattr(getattr(backbone, "config", None), "attention", "sdpa") == "flex" and device.type != "cuda":
+        raise LexilabError(f"config.yaml: backbone.attention: flex trains on CUDA only: torch's FlexAttention has no backward "
+                           f"pass on {device.type} (use sdpa, the default, there)")
     tasks = {}
     for name, task_cfg in config["tasks"].items():
         if task_cfg["kind"] == "seq2seq" and not backbone.is_encoder_decoder:
