@@ -59,7 +59,7 @@ def timed_fit(args, every: int) -> dict:
                 return result
             return wrapper
 
-        trainer._window = timed("steps", trainer._window)
+        trainer._run_window = timed("steps", trainer._run_window)  # what fit() calls per step
         trainer._diagnostics = timed("diagnostics", trainer._diagnostics)
         start = time.perf_counter()
         trainer.fit()
