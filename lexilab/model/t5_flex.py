@@ -51,6 +51,8 @@ def stack_mask(query_len: int, key_len: int, device: torch.device, key_keep: tor
     first query for causal attention (None: bidirectional); bias_table (num_buckets, H) with buckets
     (Q, K) long: the relative position bias (None: no bias, as in cross-attention)."""
     causal = causal_offset is not None
+    if causal:  # a tensor, not an int, so that a compiled kernel is not specialised on each decoding step
+        causal_offset = torch.full((), causal_offset, device=device)  # filled on the device: no host copy
     # rows with only padding attend to every key, uniformly (see the module doc); always bound, since
     # torch.compile refuses closures over a cell that was never set
     no_key = None if key_keep is None else ~key_keep.any(dim=1)

@@ -199,7 +199,7 @@ def test_flex_forward_and_backward_match_sdpa_on_cuda_fp32(t5_reference, t5_padd
     torch.backends.cuda.matmul.allow_tf32 = False
     sdpa, flex, batch = _cuda_pair(t5_reference, t5_padded_batch)
     expected_logits, expected = _logits_and_grads(sdpa, sdpa, *batch, torch.float32)
-    call = torch.compile(flex, fullgraph=True) if compiled else flex
+    call = torch.compile(flex, fullgraph=True, dynamic=True) if compiled else flex  # as train.compile does
     logits, grads = _logits_and_grads(call, flex, *batch, torch.float32)
     torch.testing.assert_close(logits, expected_logits, atol=1e-4, rtol=0)
     assert expected["encoder.block.0.self_attn.relative_attention_bias.weight"].abs().max() > 0
