@@ -3,10 +3,11 @@
 Today (lexilab.train.weighting.aggregation) a gradient method takes one backward pass per task,
 stacks the rows into a dense ``T x |theta_shared|`` float32 Jacobian J and hands it to the
 aggregator. UPGrad (like MGDA, IMTL-G, DualProj, CAGrad, Aligned-MTL) needs only the Gramian
-G = J J^T: torchjd's ``autogram.Engine`` (Quinton & Rey 2024, "Jacobian Descent for
-Multi-Objective Optimization", Sec. 6 and Alg. 3) computes G module by module, the weights
-w = UPGradWeighting(G) follow, and one backward of ``w . losses`` gives the update J^T w — no
-Jacobian is ever stored.
+G = J J^T: with ``weighting: {kind: upgrad, engine: gramian}`` (lexilab.train.weighting.gramian)
+torchjd's ``autogram.Engine`` (Quinton & Rey 2024, "Jacobian Descent for Multi-Objective
+Optimization", Sec. 6 and Alg. 3) computes G module by module, the weights w = UPGrad's
+weighting of G follow, and one backward of ``w . losses`` gives the update J^T w — no Jacobian is
+ever stored. Both variants run lexilab's own weighting code (``engine: jacobian`` / ``gramian``).
 
 Setting: a T5 encoder (FLAN-T5-base dims; tiny under --tiny) with T classification tasks, each its
 own batch, mean pooling and linear head. Each path runs in a fresh process (peak memory: CUDA
@@ -69,24 +70,16 @@ def run_variant(args) -> dict:
     names = [f"task{i}" for i in range(args.tasks)]
     groups = backbone.shared_parameter_groups()
     shared = flat_params(groups)
-    method = build_weighting({"kind": "upgrad"}, names, groups, seed=0)
-    if args.variant == "gramian":
-        from torchjd.autogram import Engine
-
-        engine = Engine(backbone.shared, backbone.encoder, batch_dim=None)  # shared modules; losses are not batched
-        weighting = method.aggregator.gramian_weighting  # UPGrad's weights from the Gramian
+    # the real path of both engines: lexilab's UPGrad, weighting.engine jacobian or gramian
+    method = build_weighting({"kind": "upgrad", "engine": args.variant}, names, groups, seed=0)
+    method.attach(backbone)  # the Gramian engine hooks the backbone's modules (as the Trainer does)
 
     def step():
         for p in shared:
             p.grad = None
         losses = task_losses(backbone, heads, batches)
-        if args.variant == "jacobian":
-            method.accumulate(dict(zip(names, losses)), groups)
-            method.finish(1)
-        else:
-            vector = torch.stack(losses)
-            gramian = engine.compute_gramian(vector)
-            vector.backward(weighting(gramian))
+        method.accumulate(dict(zip(names, losses)), groups)
+        method.finish(1)
 
     step()  # warm-up
     if device.type == "cuda":
@@ -155,7 +148,8 @@ def main(argv=None) -> str:
         f"UPGrad on a {'tiny' if args.tiny else 'FLAN-T5-base'} T5 encoder (shared: embeddings + encoder), "
         f"T classification tasks, batch {args.batch} × {args.length} each, float32, {args.repeats} timed steps "
         f"after a warm-up; peak memory = {memory}. Today = dense T × n Jacobian + torchjd UPGrad; "
-        "Gramian = torchjd autogram Engine + UPGradWeighting, one weighted backward.", "",
+        "Gramian = `weighting: {kind: upgrad, engine: gramian}` (torchjd autogram Engine, UPGrad's "
+        "weighting of G, one weighted backward).", "",
         markdown_table(["T", "shared params n", "J size GiB", "today ms", "Gramian ms", "speed-up",
                         "today peak GiB", "Gramian peak GiB", "memory ratio", "update rel. diff"], rows), ""])
     return emit(text, args.out)

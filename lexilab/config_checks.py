@@ -251,8 +251,10 @@ def cross_checks(config: dict) -> list[Problem]:
     weighting's weights from the tasks' ``weight``). A check whose fields are missing or
     mistyped (already reported by the schema) is skipped, so all other problems still show."""
     root = effective_data_root(config)
+    from lexilab.train.weighting.gramian import engine_problems
+
     checks = [lambda: _check_backbone(config, root), lambda: _check_weighting(config),
-              lambda: _check_metrics(config), lambda: _check_precision(config)]
+              lambda: _check_metrics(config), lambda: _check_precision(config), lambda: engine_problems(config)]
     checks += [lambda n=name, t=task: _check_task_names(n, t, root) for name, task in config.get("tasks", {}).items()]
     problems = []
     for check in checks:

@@ -109,6 +109,7 @@ class Trainer:
         if weighting_cfg.get("kind") == "fixed":
             weighting_cfg.setdefault("weights", {n: float(t.get("weight", 1.0)) for n, t in cfg["tasks"].items()})
         self.weighting = build_weighting(weighting_cfg, list(self.tasks), self.shared_groups, seed=seed)
+        self.weighting.attach(self.backbone)  # weighting.engine: gramian hooks the backbone's modules
         for param in self.weighting.parameters():
             param.data = param.data.to(self.device)
         if self.dist.enabled:

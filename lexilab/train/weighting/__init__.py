@@ -63,6 +63,10 @@ class Weighting(ABC):
         """Learnable parameters of the method (the trainer adds them to the optimizer)."""
         return []
 
+    def attach(self, backbone: nn.Module) -> None:
+        """Called by the trainer with the module holding the shared parameters, before any
+        forward pass (the gradient methods' Gramian engine hooks its modules)."""
+
     @abstractmethod
     def accumulate(self, losses: dict[str, Tensor], shared_params: SharedParams,
                    scale: float = 1.0) -> dict[str, float]:

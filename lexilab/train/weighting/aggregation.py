@@ -25,11 +25,13 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 from scipy.optimize import nnls
-from torchjd.aggregation import WeightedAggregator
+from torchjd.aggregation import GramianWeightedAggregator, WeightedAggregator
 from torchjd.linalg import DualConeProjector
 
-from lexilab.train.weighting import Weighting, flat_params
+from lexilab.errors import LexilabError
 from lexilab.io import jsonable
+from lexilab.train.weighting import _WHERE, Weighting, flat_params
+from lexilab.train.weighting.gramian import ENGINES, GramianEngine
 
 # Mixed into the run seed so this stream differs from other consumers of the seed.
 _STREAM_ID = 0x4147_4752
@@ -40,12 +42,32 @@ class AggregationWeighting(Weighting):
 
     needs_all_tasks = True
 
-    def __init__(self, task_names, shared_params, seed: int = 0) -> None:
+    options: tuple[str, ...] = ("engine",)
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        if "engine" not in cls.options:  # every aggregation method takes ``engine``
+            cls.options = (*cls.options, "engine")
+
+    def __init__(self, task_names, shared_params, seed: int = 0, **common) -> None:
+        # ``engine`` has no default in the signature on purpose: the resolved config (and so
+        # the run's identity hash) shows it only when set, so existing runs keep their hash
+        engine = common.pop("engine", "jacobian")
+        if common:
+            raise TypeError(f"unexpected options {sorted(common)}")
         super().__init__(task_names, shared_params, seed)
         self.rng = np.random.default_rng([max(self.seed, 0), _STREAM_ID])
         self.aggregator = self.make_aggregator()
+        if engine not in ENGINES:
+            raise LexilabError(f"{_WHERE}.engine: {engine!r} is not one of {', '.join(ENGINES)}")
+        if engine == "gramian" and not isinstance(self.aggregator, GramianWeightedAggregator):
+            raise LexilabError(f"{_WHERE}.engine: gramian needs a method whose update depends only on the Gramian "
+                               f"of the task gradients; {self.name!r} needs the whole Jacobian (use engine: jacobian)")
+        self.engine = engine
+        self._gramian: GramianEngine | None = None
         # (shared parameters, Σ over the window's micro-batches of their Jacobian, T × n fp32)
         self._window: tuple[list[nn.Parameter], Tensor] | None = None
+        self._weights: dict[str, float] | None = None  # the Gramian engine's, until finish()
 
     @abstractmethod
     def make_aggregator(self) -> nn.Module:
@@ -56,6 +78,9 @@ class AggregationWeighting(Weighting):
         """Add this micro-batch's Jacobian rows to the window's sum; task-specific parameters
         get their own task's gradient in ``.grad`` now (linear, so nothing waits for them)."""
         self._check_losses(losses)
+        if self.engine == "gramian":
+            self._accumulate_gramian(losses, shared_params, scale)
+            return {}
         shared = flat_params(shared_params)
         shared_ids = {id(p) for p in shared}
         rows = []
@@ -81,6 +106,9 @@ class AggregationWeighting(Weighting):
     def finish(self, micro_batches: int, scale: float = 1.0) -> dict[str, float]:
         """Aggregate the window's mean Jacobian (true scale) and add ``scale`` × the result to
         the shared parameters' ``.grad``: the update of one batch of ``micro_batches`` × b."""
+        if self.engine == "gramian":  # the update is in .grad already (one micro-batch per window)
+            weights, self._weights = self._weights, None
+            return {t: 1.0 for t in self.task_names} if weights is None else weights
         if self._window is None:  # no trainable shared parameter
             return {t: 1.0 for t in self.task_names}
         shared, total = self._window
@@ -109,19 +137,72 @@ class AggregationWeighting(Weighting):
         # ConFIG also has a ``.weighting`` (its preference vector), but it does not weight rows
         inner = self.aggregator.weighting if isinstance(self.aggregator, WeightedAggregator) else None
         handle = inner.register_forward_hook(lambda _m, _i, out: captured.append(out)) if inner else None
-        seed = int(self.rng.integers(0, 2**63 - 1))
-        devices = [jacobian.device] if jacobian.is_cuda else []
         try:
-            with torch.random.fork_rng(devices=devices), torch.no_grad():
-                torch.random.default_generator.manual_seed(seed)
-                if jacobian.is_cuda:
-                    with torch.cuda.device(jacobian.device):
-                        torch.cuda.manual_seed(seed)
-                vector = self.aggregator(jacobian)
+            vector = self._own_rng(jacobian, self.aggregator)
         finally:
             if handle is not None:
                 handle.remove()
         return vector, (captured[-1].detach().cpu() if captured else None)
+
+    def _own_rng(self, matrix: Tensor, fn) -> Tensor:
+        """``fn(matrix)`` without gradients, under torch's RNG seeded from our own stream (one
+        draw per call, so both engines consume the stream alike) and restored afterwards."""
+        seed = int(self.rng.integers(0, 2**63 - 1))
+        devices = [matrix.device] if matrix.is_cuda else []
+        with torch.random.fork_rng(devices=devices), torch.no_grad():
+            torch.random.default_generator.manual_seed(seed)
+            if matrix.is_cuda:
+                with torch.cuda.device(matrix.device):
+                    torch.cuda.manual_seed(seed)
+            return fn(matrix)
+
+    # -- the Gramian engine (gramian.py): no T × n matrix ------------------------------------
+    def attach(self, backbone: nn.Module) -> None:
+        """The module holding the shared parameters: the Gramian engine hooks its modules."""
+        if self.engine == "gramian":
+            if self._gramian is not None:
+                self._gramian.close()
+            self._gramian = GramianEngine(backbone)
+            self._gramian.build(flat_params(self.shared_groups))
+
+    def _accumulate_gramian(self, losses: dict[str, Tensor], shared_params, scale: float) -> None:
+        """The whole window's update from this one micro-batch: G = J Jᵀ through autogram,
+        w = the method's weighting of G (true scale: G / S²), then ``.grad`` += S·Jᵀw on the
+        shared parameters and S·∇L_t on each task-specific parameter, as the dense path."""
+        if self._gramian is None:
+            raise LexilabError(f"{_WHERE}.engine: gramian needs the backbone's modules (Weighting.attach); "
+                               "this caller did not give them")
+        if self._weights is not None or self.reduce_mean is not None:
+            raise LexilabError(f"{_WHERE}.engine: gramian aggregates one micro-batch on one process; "
+                               "set train.grad_accum: 1 and no train.distributed, or use engine: jacobian")
+        shared = flat_params(shared_params)
+        vector = torch.stack([losses[t] * scale for t in self.task_names])
+        if not vector.requires_grad:  # nothing trainable on any task's path
+            self._weights = {t: 1.0 for t in self.task_names}
+            return
+        weights, own, reached = None, [], []
+        if not shared:
+            own = graph_leaves(vector)
+        else:
+            gramian, own, reached = self._gramian.gramian(vector, shared)
+            # after the pass that used the hooks of this forward: a changed set of trainable
+            # parameters (freezing) gets its hooks for the next forward passes
+            self._gramian.build(shared)
+            gramian = gramian / (float(scale) ** 2)
+            if torch.isfinite(gramian).all():
+                weights = self._own_rng(gramian, self.aggregator.gramian_weighting).to(vector.dtype)
+        if own:
+            torch.autograd.backward(vector, torch.ones_like(vector), inputs=own, retain_graph=bool(reached))
+        if reached:  # non-finite Gramian (fp16 overflow): S·Σ ∇L_t, the grad scaler skips the step
+            torch.autograd.backward(vector, weights if weights is not None else torch.ones_like(vector),
+                                    inputs=reached)
+        for p in shared:  # an unreached shared parameter gets a zero gradient, as its zero column would
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+        if not shared:
+            self._weights = {t: 1.0 for t in self.task_names}
+        else:
+            self._weights = {} if weights is None else dict(zip(self.task_names, weights.tolist()))
 
     # -- state -----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

@@ -22,11 +22,11 @@ _MODES = ("min", "median", "rmse")
 class AlignedMTLWeighting(AggregationWeighting):
     options = ("scale_mode",)
 
-    def __init__(self, task_names, shared_params, seed: int = 0, scale_mode: str = "min") -> None:
+    def __init__(self, task_names, shared_params, seed: int = 0, scale_mode: str = "min", **common) -> None:
         if scale_mode not in _MODES:
             raise LexilabError(f"config.yaml: weighting.scale_mode: {scale_mode!r} not in {_MODES}")
         self.scale_mode = scale_mode
-        super().__init__(task_names, shared_params, seed)
+        super().__init__(task_names, shared_params, seed, **common)
 
     def make_aggregator(self):
         return AlignedMTL(scale_mode=self.scale_mode)

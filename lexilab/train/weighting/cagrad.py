@@ -69,11 +69,11 @@ class CAGradGramianWeighting(Weighting):
 class CAGradWeighting(AggregationWeighting):
     options = ("c",)
 
-    def __init__(self, task_names, shared_params, seed: int = 0, c: float = 0.4) -> None:
+    def __init__(self, task_names, shared_params, seed: int = 0, c: float = 0.4, **common) -> None:
         self.c = check_number("c", c, low=0.0)
         if self.c >= 1.0:
             raise LexilabError(f"config.yaml: weighting.c: {c!r} must lie in [0, 1) (CAGrad's convergence condition)")
-        super().__init__(task_names, shared_params, seed)
+        super().__init__(task_names, shared_params, seed, **common)
 
     def make_aggregator(self):
         return GramianWeightedAggregator(CAGradGramianWeighting(self.c))

@@ -17,9 +17,9 @@ from lexilab.train.weighting.aggregation import AggregationWeighting
 class FairGradWeighting(AggregationWeighting):
     options = ("alpha",)
 
-    def __init__(self, task_names, shared_params, seed: int = 0, alpha: float = 1.0) -> None:
+    def __init__(self, task_names, shared_params, seed: int = 0, alpha: float = 1.0, **common) -> None:
         self.alpha = check_number("alpha", alpha, low=0.0)
-        super().__init__(task_names, shared_params, seed)
+        super().__init__(task_names, shared_params, seed, **common)
 
     def make_aggregator(self):
         return FairGrad(alpha=self.alpha)

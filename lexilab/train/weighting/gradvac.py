@@ -24,11 +24,11 @@ from lexilab.train.weighting.aggregation import AggregationWeighting
 class GradVacWeighting(AggregationWeighting):
     options = ("beta",)
 
-    def __init__(self, task_names, shared_params, seed: int = 0, beta: float = 0.5) -> None:
+    def __init__(self, task_names, shared_params, seed: int = 0, beta: float = 0.5, **common) -> None:
         self.beta = check_number("beta", beta, low=0.0)
         if self.beta > 1.0:
             raise LexilabError(f"config.yaml: weighting.beta: {beta!r} must lie in [0, 1]")
-        super().__init__(task_names, shared_params, seed)
+        super().__init__(task_names, shared_params, seed, **common)
 
     def make_aggregator(self):
         return GradVac(beta=self.beta)

@@ -75,12 +75,12 @@ class MGDAWeighting(AggregationWeighting):
     options = ("epsilon", "max_iters")
 
     def __init__(self, task_names, shared_params, seed: int = 0, epsilon: float = 1e-6,
-                 max_iters: int = 1000) -> None:
+                 max_iters: int = 1000, **common) -> None:
         self.epsilon = check_number("epsilon", epsilon, low=0.0, low_inclusive=False)
         if isinstance(max_iters, bool) or not isinstance(max_iters, int) or max_iters <= 0:
             raise LexilabError(f"config.yaml: weighting.max_iters: {max_iters!r} must be a positive int")
         self.max_iters = max_iters
-        super().__init__(task_names, shared_params, seed)
+        super().__init__(task_names, shared_params, seed, **common)
 
     def make_aggregator(self):
         if len(self.task_names) <= EXACT_MAX_TASKS:
