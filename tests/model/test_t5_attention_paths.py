@@ -252,3 +252,16 @@ def test_attention_benchmark_variants_compute_the_same_function(repo_root):
         expected = scores.softmax(-1) @ v  # T5: no 1/sqrt(d) scaling
     torch.testing.assert_close(sdpa, expected, atol=1e-5, rtol=0)
     torch.testing.assert_close(flex, expected, atol=1e-5, rtol=0)
+
+
+def test_flex_on_an_encoder_only_backbone_is_refused_with_one_line(tmp_path):
+    from transformers import BertConfig, BertModel
+
+    from lexilab.train.assembly import build_backbone
+
+    BertModel(BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=4, intermediate_size=64,
+                         vocab_size=100, max_position_embeddings=64)).save_pretrained(tmp_path / "bert")
+    config = {"seed": 0, "backbone": {"name": str(tmp_path / "bert"), "init": "pretrained", "attention": "flex"}}
+    with pytest.raises(LexilabError, match=r"^config.yaml: backbone.attention: flex is for the T5 backbone; "
+                                           r".*bert is encoder-only$"):
+        build_backbone(config, tmp_path)
