@@ -53,6 +53,7 @@ def _step(trainer, batches, kind: str, engine: str, scale: float = 1.0, seed: in
     weights = method.backward(losses, trainer.shared_groups, scale=scale)
     if method._gramian is not None:
         method._gramian.close()  # the next method hooks the modules afresh
+        _step.explicit = method._gramian.explicit
     grads = {n: p.grad.clone() for n, p in trainer.model.named_parameters() if p.grad is not None}
     return grads, weights
 
@@ -104,6 +105,9 @@ def test_mgda_update_by_hand_from_per_task_gradients(model):
     weights = _min_norm_by_scipy(jacobian @ jacobian.T)
     expected = torch.from_numpy(weights @ jacobian)
     got, got_weights = _step(trainer, batches, "mgda", "gramian")
+    # the tied embedding is also the seq2seq output projection (used outside its module): it
+    # alone is taken by the exact batched pass, every other block comes from autogram
+    assert _step.explicit == [trainer.backbone.shared.weight]
     by_id = {id(p): got[n] for n, p in trainer.model.named_parameters() if n in got}
     update = torch.cat([by_id[id(p)].reshape(-1).double() for p in shared])
     torch.testing.assert_close(update, expected, rtol=1e-4, atol=1e-4 * float(expected.abs().max()))
@@ -170,6 +174,42 @@ def test_freezing_before_and_after_the_hooks_were_made(model):
     finally:
         apply_freezing(trainer.backbone, {}, 0)
         methods["gramian"]._gramian.close()
+
+
+@pytest.mark.parametrize("model_type", ["bert", "deberta-v2"])
+def test_encoder_only_backbones(model_type):
+    """Hugging Face encoders: BERT's parameters all sit in hooked modules; DeBERTa-v2 reads its
+    relative position embeddings' weight directly, which the coverage check hands to the exact pass."""
+    from transformers import AutoConfig, AutoModel
+
+    from lexilab.model.encoder_only import EncoderOnlyBackbone
+
+    extra = {"relative_attention": True, "pos_att_type": ["p2c", "c2p"], "norm_rel_ebd": "layer_norm",
+             "position_buckets": 8} if model_type == "deberta-v2" else {}
+    config = AutoConfig.for_model(model_type, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                                  intermediate_size=64, vocab_size=100, max_position_embeddings=64,
+                                  hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, **extra)
+    torch.manual_seed(0)
+    backbone = EncoderOnlyBackbone(AutoModel.from_config(config)).train()
+    heads = [nn.Linear(32, 3) for _ in range(3)]
+    gen = torch.Generator().manual_seed(0)
+    data = [(torch.randint(3, 100, (4, 9), generator=gen), torch.randint(0, 3, (4,), generator=gen)) for _ in heads]
+    groups = backbone.shared_parameter_groups()
+    found = {}
+    for engine in ("jacobian", "gramian"):
+        for p in [*backbone.parameters(), *(q for h in heads for q in h.parameters())]:
+            p.grad = None
+        method = build_weighting({"kind": "upgrad", "engine": engine}, ["a", "b", "c"], groups)
+        method.attach(backbone)
+        losses = {t: F.cross_entropy(h(backbone.encode(ids, torch.ones_like(ids)).mean(1)), y)
+                  for t, h, (ids, y) in zip("abc", heads, data)}
+        method.backward(losses, groups)
+        found[engine] = {str(i): p.grad.clone() for i, p in enumerate([*backbone.parameters(), *heads[0].parameters()])
+                         if p.grad is not None}
+    _assert_close(found["gramian"], found["jacobian"], rtol=1e-5)
+    explicit = sum(p.numel() for p in method._gramian.explicit)
+    assert (explicit > 0) == (model_type == "deberta-v2")
+    assert explicit < sum(p.numel() for p in flat_params(groups)) / 20
 
 
 class _Trunk(nn.Module):

@@ -38,6 +38,7 @@ class GramianEngine:
         self.engine: Engine | None = None
         self.key: tuple[int, ...] = ()
         self.owner: dict[int, Any] = {}  # id(parameter) -> the autogram computer that covers it
+        self.explicit: list[nn.Parameter] = []  # last step's parameters taken by the exact pass
 
     def build(self, shared: list[nn.Parameter]) -> None:
         """(Re)hook the modules that hold only trainable shared parameters, each owned once."""
@@ -113,8 +114,8 @@ class GramianEngine:
                 total += self.engine.compute_gramian(losses).float()
             else:  # compute_gramian resets this; without a call, drop what the forwards registered
                 self.engine._target_edges.reset()
-        if explicit:
-            params = list(explicit.values())
+        self.explicit = params = list(explicit.values())
+        if params:
             eye = torch.eye(T, dtype=losses.dtype, device=losses.device)
             blocks = torch.autograd.grad(losses, params, grad_outputs=eye, is_grads_batched=True,
                                          retain_graph=True, allow_unused=True)
