@@ -14,6 +14,7 @@ same run; the loss and both gradients are checked against the full path first.
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 from pathlib import Path
 
@@ -81,7 +82,7 @@ def main(argv=None) -> str:
         return loss
 
     results = []
-    for label, loss_fn in variants:
+    for label, loss_fn in variants:  # the values, then the peak memory of one more step
         loss = step(loss_fn).detach()
         grads = hidden.grad.float(), weight.grad.float()
         hidden.grad = weight.grad = None
@@ -97,8 +98,15 @@ def main(argv=None) -> str:
                 step(loss_fn)
             peak = mem.peak
         hidden.grad = weight.grad = None
-        seconds = timed(lambda: step(loss_fn), device, warmup=1, repeats=args.repeats)
-        results.append((label, loss, grads, seconds, peak))
+        results.append([label, loss, grads, None, peak])
+    # timing: the variants take turns, each repeat, and the median counts (the load of a shared
+    # machine drifts; a variant timed all in one go would carry it)
+    times = [[] for _ in variants]
+    for _ in range(args.repeats):
+        for (_, loss_fn), spent in zip(variants, times):
+            spent.append(timed(lambda: step(loss_fn), device, warmup=0, repeats=1))
+    for result, spent in zip(results, times):
+        result[3] = statistics.median(spent)
 
     _, ref_loss, (ref_gh, ref_gw), ref_s, ref_peak = results[0]
     tol = 1e-5 if precision == "fp32" else 2e-2
@@ -117,9 +125,9 @@ def main(argv=None) -> str:
         environment_line(device), "",
         f"d {args.d_model}, V {args.vocab:,}, batch {args.batch} × {args.length} target tokens (a quarter padding, "
         f"ignored), {precision}{' autocast' if precision == 'bf16' else ''}, label smoothing {args.label_smoothing}; "
-        f"forward + backward to the decoder states and the output projection, mean of {args.repeats} after a "
-        f"warm-up; peak memory = {memory}. The chunked loss and gradients are checked against the full path "
-        f"(largest relative difference shown).", "",
+        f"forward + backward to the decoder states and the output projection, median of {args.repeats} (the "
+        f"variants take turns) after a warm-up; peak memory = {memory}. The chunked loss and gradients are "
+        f"checked against the full path (largest relative difference shown).", "",
         markdown_table(["variant", "ms fwd+bwd", "× full speed", "peak MiB", "× less memory", "rel. diff"], rows), ""])
     return emit(text, args.out)
 

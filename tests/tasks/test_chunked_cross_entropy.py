@@ -168,7 +168,7 @@ def test_peak_memory_is_a_fraction_of_the_full_logits():
     chunked = peak(lambda: linear_cross_entropy(hidden, weight, labels, chunk_tokens=128))
     logits_bytes = 1024 * 8192 * 4
     assert full >= 2 * logits_bytes  # the log-softmax it saves and its gradient, at least
-    assert chunked < logits_bytes / 2 and chunked * 8 < full
+    assert chunked < logits_bytes / 4 and chunked * 16 < full  # measured: 5.2 MiB against 96 MiB
 
 
 # ------------------------------------------------------------ through the seq2seq task and its config
@@ -211,6 +211,33 @@ def test_seq2seq_loss_chunked_equals_full_and_transformers(tokenizer, tmp_path, 
         ours_no_grad = chunked.loss(backbone, None, batch)
     torch.testing.assert_close(loss, hf_loss, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(ours_no_grad, loss)
+
+
+@pytest.mark.parametrize("kind", ["upgrad", "pcgrad"])
+def test_gradient_methods_get_the_same_update_as_the_full_path(tokenizer, backbone, kind):
+    """The trainer's per-task gradient path (one torch.autograd.grad per task with retain_graph,
+    then the aggregated update): two seq2seq tasks sharing the tiny T5, chunked vs full logits. Its
+    embedding is tied: a shared parameter that is also the output projection inside the chunked loss."""
+    from lexilab.train.weighting import build_weighting
+
+    data = summary_dataset()
+
+    def update(chunked):
+        tasks = {name: build_task(name, cfg(loss={"chunked": chunked, "label_smoothing": smoothing}), data, tokenizer)
+                 for name, smoothing in (("plain", 0.0), ("smoothed", 0.1))}
+        backbone.zero_grad(set_to_none=True)
+        groups = backbone.shared_parameter_groups()
+        method = build_weighting({"kind": kind}, list(tasks), groups, seed=3)
+        losses = {name: task.loss(backbone, None, task.collate(task.examples(split)))
+                  for (name, task), split in zip(tasks.items(), ("train", "val"))}
+        method.accumulate(losses, groups)
+        method.finish(1)
+        return {n: p.grad.clone() for n, p in backbone.named_parameters() if p.grad is not None}
+
+    chunked, full = update(6), update(False)
+    assert chunked.keys() == full.keys() and backbone.config.tie_word_embeddings and "shared.weight" in chunked
+    for name, grad in full.items():
+        torch.testing.assert_close(chunked[name], grad, rtol=1e-4, atol=1e-6, msg=name)
 
 
 def test_unset_chunks_only_batches_larger_than_one_chunk(tokenizer, backbone, monkeypatch):
