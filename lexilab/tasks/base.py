@@ -89,6 +89,9 @@ class Task(ABC):
             raise LexilabError(f"{self.key('early_stopping_metric')}: {self.objective_metric!r} is not a {self.kind} metric")
         self._lengths: dict[str, list[int]] = {}
         self._by_id: dict[str, dict[str, dict]] = {}
+        # (max_length, target) -> text -> token ids: each text is tokenised once per run, so from
+        # the second pass over a split on, collation is padding only (the GPU does not wait on it)
+        self._token_cache: dict[tuple[int, bool], dict[str, np.ndarray]] = {}
         self.validate()
 
     # ------------------------------------------------------------ config helpers
@@ -135,10 +138,18 @@ class Task(ABC):
         return self.prefix + example["text"]
 
     def tokenize(self, texts: list[str], max_length: int, target: bool = False) -> list[list[int]]:
+        """Token ids of ``texts`` (truncated to ``max_length``); texts seen before come from the
+        task's cache, the others are tokenised in one call."""
         if not texts:
             return []
-        kwargs = {"text_target": texts} if target else {"text": texts}
-        return self.tokenizer(**kwargs, truncation=True, max_length=max_length)["input_ids"]
+        cache = self._token_cache.setdefault((int(max_length), bool(target)), {})
+        missing = [t for t in dict.fromkeys(texts) if t not in cache]
+        if missing:
+            kwargs = {"text_target": missing} if target else {"text": missing}
+            ids = self.tokenizer(**kwargs, truncation=True, max_length=max_length)["input_ids"]
+            for text, row in zip(missing, ids):
+                cache[text] = np.asarray(row, dtype=np.int32)  # ~4 bytes a token, not a Python list
+        return [cache[t].tolist() for t in texts]
 
     def encode_inputs(self, examples: list[dict]) -> dict[str, torch.Tensor]:
         ids = self.tokenize([self.input_text(e) for e in examples], self.max_length)
