@@ -114,7 +114,8 @@ class GramianEngine:
                 total += self.engine.compute_gramian(losses).float()
             else:  # compute_gramian resets this; without a call, drop what the forwards registered
                 self.engine._target_edges.reset()
-        self.explicit = params = list(explicit.values())
+        reached = {id(p) for p in graph.shared}  # an unreached parameter's block is zero
+        self.explicit = params = [p for p in explicit.values() if id(p) in reached]
         if params:
             eye = torch.eye(T, dtype=losses.dtype, device=losses.device)
             blocks = torch.autograd.grad(losses, params, grad_outputs=eye, is_grads_batched=True,
