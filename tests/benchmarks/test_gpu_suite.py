@@ -2,9 +2,7 @@
 (so that the one command a CUDA machine runs cannot rot while no GPU is at hand)."""
 from __future__ import annotations
 
-import os
 import re
-import subprocess
 import sys
 from pathlib import Path
 
@@ -36,13 +34,12 @@ def test_train_flops_match_torch_flop_counter(decoder_layers):
 
 
 @pytest.mark.slow  # a few minutes on 2 shared cores: four training runs, two benchmarks, the gpu tests
-def test_cpu_mode_runs_every_step_and_writes_the_section(repo_root, shared_data, tmp_path):
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(["bash", str(BENCHMARKS / "gpu_suite.sh"), "--device", "cpu", "--tiny", "--out",
-                           str(tmp_path), "--data", str(shared_data)], cwd=repo_root, env=env,
-                          capture_output=True, text=True, timeout=1200)
+def test_cpu_mode_runs_every_step_and_writes_the_section(gpu_suite_cpu_mode):
+    # `bash benchmarks/gpu_suite.sh --device cpu --tiny --out DIR --data DATA`, started by
+    # tests/conftest.py in the background when collection ends
+    done, out_dir = gpu_suite_cpu_mode
     assert done.returncode == 0, done.stderr[-3000:]
-    text = (tmp_path / "gpu_suite.md").read_text()
+    text = (out_dir / "gpu_suite.md").read_text()
     for heading in ("## GPU suite: cpu, tiny", "### gpu-marked tests", "#### Training step (cpu)",
                     "#### Generation (cpu)", "#### Gramian path for gradient methods (cpu)",
                     "### Multi-task study through the local executor"):

@@ -22,15 +22,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def cli(capsys):
+def cli(cli_of):
     """cli(*argv) -> (exit code, stdout, stderr) through lexilab's entry point, in this process."""
-    from lexilab.cli import main
-
-    def call(*argv):
-        code = main([str(a) for a in argv])
-        out = capsys.readouterr()
-        return code, out.out, out.err
-    return call
+    return cli_of()
 
 
 def _spec(runs, name: str, seeds: int, **base) -> Path:

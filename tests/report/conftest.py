@@ -67,38 +67,14 @@ def make():
     return make_run
 
 
-TINY_SPEC = Path(__file__).with_name("tiny_experiment.yaml")
+TINY_SPEC = Path(__file__).with_name("tiny_experiment.yaml")  # what tests/conftest.py's tiny_experiment_run trains
 
 
 @pytest.fixture(scope="session")
-def tiny_results(tmp_path_factory, shared_data, repo_root) -> Path:
+def tiny_results(tiny_experiment_run) -> Path:
     """Results of a tiny REAL experiment (tests/report/tiny_experiment.yaml: 4 arms × 3 seeds of a
-    tiny random T5 on synthetic tasks), run once per session through `python -m lexilab run`."""
-    import os
-    import subprocess
-    import sys
-
-    root = tmp_path_factory.mktemp("tiny") / "results"
-    env = {**os.environ, "LEXILAB_DATA": str(shared_data), "LEXILAB_PROGRESS": "0", "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.run([sys.executable, "-m", "lexilab", "run", str(TINY_SPEC), "--executor", "inline",
-                           "--results", str(root)], cwd=repo_root, env=env, capture_output=True, text=True)
+    tiny random T5 on synthetic tasks), run once per session through `python -m lexilab run`
+    (tests/conftest.py starts it in the background)."""
+    proc, root = tiny_experiment_run
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     return root
-
-
-@pytest.fixture(scope="session")
-def run_spec(shared_data, repo_root):
-    """``run(spec, root)``: train a spec's whole grid with ``python -m lexilab run`` (offline, data
-    from the shared folder, no progress bars) into the results root ``root``; returns ``root``."""
-    import os
-    import subprocess
-    import sys
-
-    def run(spec: str, root: Path) -> Path:
-        env = {**os.environ, "LEXILAB_DATA": str(shared_data), "LEXILAB_PROGRESS": "0", "HF_HUB_OFFLINE": "1"}
-        proc = subprocess.run([sys.executable, "-m", "lexilab", "run", spec, "--results", str(root)], cwd=repo_root,
-                              env=env, capture_output=True, text=True, timeout=1800)
-        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
-        return root
-
-    return run

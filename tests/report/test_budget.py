@@ -4,9 +4,6 @@ Truth is counted by hand from the schedule (round-robin over known task sizes) o
 the real sampler, never taken from the code under test."""
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -96,24 +93,24 @@ def test_budget_errors_are_one_line_each(tmp_path, data_env, extra, match):
         load_spec(write_spec(tmp_path, "bad", extra))
 
 
-def _run(spec: Path, root: Path, shared_data: Path, repo_root: Path) -> str:
-    """Train the mtl and small_only arms through `lexilab run`, then the report's terminal text."""
+def _run(spec: Path, root: Path, cli) -> str:
+    """Train the mtl and small_only arms through `lexilab run` (in this process: a fresh one
+    would only add interpreter start-up), then the report's terminal text."""
     from lexilab.report.build import generate
 
-    env = {**os.environ, "LEXILAB_DATA": str(shared_data), "LEXILAB_PROGRESS": "0", "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.run([sys.executable, "-m", "lexilab", "run", str(spec), "--results", str(root), "--only", "mtl",
-                           "small_only"], cwd=repo_root, env=env, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    code, out, err = cli("run", spec, "--results", root, "--only", "mtl", "small_only")
+    assert code == 0, out[-2000:] + err[-3000:]
     _report, text, _written = generate(spec, results=root, out_dir=root.parent / "out", figures=False, n_resamples=200)
     return text
 
 
 @pytest.mark.slow
-def test_report_shows_budgets_and_warns_until_they_are_matched(tmp_path, shared_data, repo_root):
+def test_report_shows_budgets_and_warns_until_they_are_matched(tmp_path, data_env, cli_of, monkeypatch):
     """A tiny real pair: unmatched, small gets 8 updates (64 examples) in mtl but 2 (16) alone —
     flagged; with `budget: {match: mtl}` both get 8 (64) — not flagged."""
-    root = tmp_path / "results"
-    out = _run(write_spec(tmp_path, "plain"), root, shared_data, repo_root)
+    monkeypatch.setenv("LEXILAB_PROGRESS", "0")
+    root, cli = tmp_path / "results", cli_of("lexilab.commands.run")
+    out = _run(write_spec(tmp_path, "plain"), root, cli)
     budgets = arm_budgets(results.load_history("plain", results=root)).set_index(["arm", "task"])
     assert budgets.loc[("mtl", "small"), ["examples", "updates"]].tolist() == [64, 8]
     assert budgets.loc[("small_only", "small"), ["examples", "updates"]].tolist() == [16, 2]
@@ -124,7 +121,7 @@ def test_report_shows_budgets_and_warns_until_they_are_matched(tmp_path, shared_
     assert "small gets 16 examples, 2 updates in small_only but 64 examples, 8 updates in mtl (-75%)" in warned[0]
     caption = (tmp_path / "out" / "tables" / "plain.tex").read_text()
     assert "Compute budget differs: small gets 16 examples, 2 updates in small\\_only" in caption
-    out = _run(write_spec(tmp_path, "matched", "budget: {match: mtl}"), root, shared_data, repo_root)
+    out = _run(write_spec(tmp_path, "matched", "budget: {match: mtl}"), root, cli)
     budgets = arm_budgets(results.load_history("matched", results=root)).set_index(["arm", "task"])
     assert budgets.loc[("small_only", "small"), ["examples", "updates"]].tolist() == [64, 8]
     assert "compute budget differs" not in out

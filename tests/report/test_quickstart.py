@@ -11,8 +11,11 @@ SPEC = "experiments/quickstart.yaml"
 
 
 @pytest.fixture(scope="module")
-def quickstart_results(tmp_path_factory, run_spec):
-    return run_spec(SPEC, tmp_path_factory.mktemp("quickstart") / "results")
+def quickstart_results(readme_quickstart):
+    """The README command's runs of the spec (tests/conftest.py trains them once per session)."""
+    done, results = readme_quickstart
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    return results
 
 
 @pytest.mark.slow

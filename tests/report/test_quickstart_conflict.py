@@ -18,8 +18,11 @@ SEEDS = (0, 1, 2)
 
 
 @pytest.fixture(scope="module")
-def conflict_results(tmp_path_factory, run_spec):
-    return run_spec(SPEC, tmp_path_factory.mktemp("quickstart_conflict") / "results") / "quickstart_conflict"
+def conflict_results(quickstart_conflict_run):
+    """`python -m lexilab run` of the spec's whole grid (tests/conftest.py starts it in the background)."""
+    proc, root = quickstart_conflict_run
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    return root / "quickstart_conflict"
 
 
 def cosines(run_dir, partner: str) -> tuple[list[int], list[float]]:

@@ -5,8 +5,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
-import lexilab.cli
 import yaml
 
 # A tiny T5 given by its config fields (no checkpoint), as in experiments/quickstart.yaml.
@@ -62,13 +60,6 @@ def make_spec(write_spec, base_config):
 
 
 @pytest.fixture
-def cli(monkeypatch, capsys):
-    """cli(*argv) -> (exit code, stdout, stderr) through lexilab.cli.main with our commands."""
-    monkeypatch.setattr(lexilab.cli, "COMMAND_MODULES", ["lexilab.commands.run", "lexilab.commands.status"])
-
-    def call(*argv):
-        code = lexilab.cli.main([str(a) for a in argv])
-        out = capsys.readouterr()
-        return code, out.out, out.err
-
-    return call
+def cli(cli_of):
+    """cli(*argv) -> (exit code, stdout, stderr) through lexilab.cli.main with run and status only."""
+    return cli_of("lexilab.commands.run", "lexilab.commands.status")

@@ -3,16 +3,10 @@ finish with results, and running the same command again trains nothing."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from lexilab.runs import read_status, scan_experiment
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def test_inline_run_then_rerun_trains_nothing(cli, make_spec, base_config, tmp_path, monkeypatch):
@@ -45,16 +39,10 @@ def test_inline_run_then_rerun_trains_nothing(cli, make_spec, base_config, tmp_p
 
 
 @pytest.mark.slow
-def test_readme_quickstart_command(tmp_path, shared_data):
-    """The README's main command, in a fresh process, from the repository root."""
-    env = {**os.environ, "LEXILAB_RESULTS": str(tmp_path / "results"), "LEXILAB_DATA": str(shared_data),
-           "LEXILAB_PROGRESS": "0", "HF_HUB_OFFLINE": "1"}
-    # `python -m lexilab`, with run/status registered even before cli.py lists them
-    code = ("import sys, importlib.util, lexilab.cli as c; mods = c.COMMAND_MODULES + ['lexilab.commands.run', "
-            "'lexilab.commands.status']; c.COMMAND_MODULES = [m for m in dict.fromkeys(mods) "
-            "if importlib.util.find_spec(m)]; sys.exit(c.main(sys.argv[1:]))")
-    out = subprocess.run([sys.executable, "-c", code, "run", "experiments/quickstart.yaml", "--seeds", "3"],
-                         cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
-    assert out.returncode == 0, out.stderr[-2000:]
-    runs = scan_experiment(tmp_path / "results" / "quickstart")
+def test_readme_quickstart_command(readme_quickstart):
+    """The README's main command, in a fresh process, from the repository root (tests/conftest.py
+    runs it once; tests/report/test_quickstart.py reports on the same runs)."""
+    done, results = readme_quickstart
+    assert done.returncode == 0, done.stderr[-2000:]
+    runs = scan_experiment(results / "quickstart")
     assert len(runs) == 9 and all(r.state == "done" for r in runs.values())
