@@ -2,8 +2,9 @@
 # One command that checks and measures lexilab on a CUDA machine (issue #13):
 #   1. the gpu-marked tests (CUDA parity in fp32, bf16 smoke, pooling, generation, encoder-only),
 #   2. the training-step benchmark (benchmarks/train_step.py),
-#   3. the generation benchmark (benchmarks/generate.py) and the Gramian-path benchmark for
-#      gradient methods at T = 3 and 8 (benchmarks/gramian_methods.py),
+#   3. the generation benchmark (benchmarks/generate.py), the Gramian-path benchmark for
+#      gradient methods at T = 3 and 8 (benchmarks/gramian_methods.py) and the chunked
+#      cross-entropy benchmark (benchmarks/cross_entropy.py),
 #   4. a small multi-task study on real data, 2 arms x 2 seeds, `run --executor local` then
 #      `report`, checking that the local pool pins every run to exactly one GPU (one at a time
 #      per GPU),
@@ -92,6 +93,7 @@ bench() {  # NAME SCRIPT ARGS...: writes $WORK/NAME.md (its section, or its erro
 bench train_step benchmarks/train_step.py --device "$DEVICE" $TINY --data "$DATA"
 bench generate benchmarks/generate.py --device "$DEVICE" $TINY
 bench gramian benchmarks/gramian_methods.py --device "$DEVICE" $TINY $([ -n "$TINY" ] && echo "--repeats 1")
+bench cross_entropy benchmarks/cross_entropy.py --device "$DEVICE" $TINY $([ -n "$TINY" ] && echo "--chunks 64 --repeats 1")
 
 # ---- 4. a 2 arms x 2 seeds study through the local executor, then its report
 log "multi-task study (local executor)"
@@ -197,6 +199,8 @@ set -e
     sed 's/^### /#### /' "$WORK/generate.md"
     echo
     sed 's/^### /#### /' "$WORK/gramian.md"
+    echo
+    sed 's/^### /#### /' "$WORK/cross_entropy.md"
     echo
     echo "### Multi-task study through the local executor"
     echo
