@@ -42,7 +42,7 @@ def test_cpu_mode_runs_every_step_and_writes_the_section(gpu_suite_cpu_mode):
     text = (out_dir / "gpu_suite.md").read_text()
     for heading in ("## GPU suite: cpu, tiny", "### gpu-marked tests", "#### Training step (cpu)",
                     "#### Generation (cpu)", "#### Gramian path for gradient methods (cpu)",
-                    "### Multi-task study through the local executor"):
+                    "#### Chunked cross-entropy over the vocabulary (cpu)", "### Multi-task study through the local executor"):
         assert heading in text, heading
     assert re.search(r"pytest -m gpu .*: \d+ skipped", text)  # collected, skipped without CUDA
     assert re.search(r"Logits agree with transformers to \d\.\de-\d\d", text)
@@ -52,6 +52,8 @@ def test_cpu_mode_runs_every_step_and_writes_the_section(gpu_suite_cpu_mode):
     assert text.count("| yes |") == 2  # greedy and beam ids identical to transformers'
     gramian = re.findall(r"^\| ([38]) \|.*\| (\d\.\de[-+]\d\d) \|$", text, flags=re.M)
     assert [t for t, _ in gramian] == ["3", "8"] and all(float(d) < 1e-4 for _, d in gramian)  # same update
+    chunked = re.findall(r"^\| chunked, 64 tokens \|.*\| (\d\.\de[-+]\d\d) \|$", text, flags=re.M)
+    assert len(chunked) == 1 and float(chunked[0]) < 1e-4  # the chunked loss equals the full one
     assert "Pinning check: passed" in text
     assert len(re.findall(r"\| (equal|uncertainty) \| seed-\d \| done \|", text)) == 4
     assert "topic/accuracy" in text and "summary/rougeL" in text  # the report ran
