@@ -116,6 +116,15 @@ def markdown_table(header: list[str], rows: list[list[object]]) -> str:
     return "\n".join(lines)
 
 
+def section_head(title: str, script: str, argv: list[str] | None, device: torch.device) -> list[str]:
+    """The first lines of a benchmark's Markdown section: heading, the command that made it, the
+    environment line (``argv`` None: this process's arguments)."""
+    import sys
+
+    command = f"python benchmarks/{script} " + " ".join(argv if argv is not None else sys.argv[1:])
+    return [f"### {title} ({device.type})", "", f"`{command.strip()}`", "", environment_line(device), ""]
+
+
 def environment_line(device: torch.device) -> str:
     """Device, driver and versions in one line (the header of every benchmark's output)."""
     import platform

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_common import emit, environment_line, markdown_table, resolve_device, sync, timed  # noqa: E402
+from bench_common import emit, markdown_table, resolve_device, section_head, sync, timed  # noqa: E402
 from live_memory import LiveTensorBytes  # noqa: E402
 
 from lexilab.tasks.chunked_ce import DEFAULT_CHUNK_TOKENS, linear_cross_entropy  # noqa: E402
@@ -119,10 +119,8 @@ def main(argv=None) -> str:
         rows.append([label, seconds * 1e3, ref_s / seconds, peak / 2**20, ref_peak / peak,
                      f"{max(diffs):.1e}"])
     memory = "CUDA max allocated above the inputs" if device.type == "cuda" else "peak live tensor bytes (TorchDispatchMode)"
-    command = "python benchmarks/cross_entropy.py " + " ".join(argv if argv is not None else sys.argv[1:])
     text = "\n".join([
-        f"### Chunked cross-entropy over the vocabulary ({device.type})", "", f"`{command.strip()}`", "",
-        environment_line(device), "",
+        *section_head("Chunked cross-entropy over the vocabulary", "cross_entropy.py", argv, device),
         f"d {args.d_model}, V {args.vocab:,}, batch {args.batch} × {args.length} target tokens (a quarter padding, "
         f"ignored), {precision}{' autocast' if precision == 'bf16' else ''}, label smoothing {args.label_smoothing}; "
         f"forward + backward to the decoder states and the output projection, median of {args.repeats} (the "

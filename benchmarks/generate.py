@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_common import (emit, environment_line, markdown_table, paired_models, resolve_device,  # noqa: E402
+from bench_common import (emit, markdown_table, paired_models, resolve_device, section_head,  # noqa: E402
                           t5_dims, timed)
 from train_step import synthetic_batch  # noqa: E402
 
@@ -63,9 +63,8 @@ def main(argv=None) -> str:
         new = args.batch * args.new_tokens
         rows.append([f"{label}: transformers", t_theirs * 1e3, new / t_theirs, 1.0, None])
         rows.append([f"{label}: lexilab", t_ours * 1e3, new / t_ours, t_theirs / t_ours, "yes" if same else "no"])
-    command = "python benchmarks/generate.py " + " ".join(argv if argv is not None else sys.argv[1:])
     text = "\n".join([
-        f"### Generation ({device.type})", "", f"`{command.strip()}`", "", environment_line(device), "",
+        *section_head("Generation", "generate.py", argv, device),
         f"{'tiny' if args.tiny else 'FLAN-T5-base'} dims, batch {args.batch} × source {args.source} (a quarter "
         f"padding), {args.new_tokens} new tokens, {str(dtype).removeprefix('torch.')}, KV cache in both.", "",
         markdown_table(["variant", "ms/call", "new tokens/s", "× transformers", "same ids"], rows), ""])

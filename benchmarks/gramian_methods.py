@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_common import emit, environment_line, markdown_table, resolve_device, sync, t5_dims  # noqa: E402
+from bench_common import emit, markdown_table, section_head, resolve_device, sync, t5_dims  # noqa: E402
 
 
 def build(tasks: int, tiny: bool, device: torch.device, batch: int, length: int):
@@ -141,10 +141,8 @@ def main(argv=None) -> str:
                          jac["seconds"] / gram["seconds"], jac["peak_bytes"] / 2**30, gram["peak_bytes"] / 2**30,
                          jac["peak_bytes"] / gram["peak_bytes"], f"{rel:.1e}"])
     memory = "CUDA max allocated" if device.type == "cuda" else "process peak RSS"
-    command = "python benchmarks/gramian_methods.py " + " ".join(argv if argv is not None else sys.argv[1:])
     text = "\n".join([
-        f"### Gramian path for gradient methods ({device.type})", "", f"`{command.strip()}`", "",
-        environment_line(device), "",
+        *section_head("Gramian path for gradient methods", "gramian_methods.py", argv, device),
         f"UPGrad on a {'tiny' if args.tiny else 'FLAN-T5-base'} T5 encoder (shared: embeddings + encoder), "
         f"T classification tasks, batch {args.batch} × {args.length} each, float32, {args.repeats} timed steps "
         f"after a warm-up; peak memory = {memory}. Today = dense T × n Jacobian + torchjd UPGrad; "

@@ -38,8 +38,8 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import attention_bias  # noqa: E402
-from bench_common import (emit, environment_line, markdown_table, measured_matmul_peak, paired_models,  # noqa: E402
-                          peak_gib, reset_peak, resolve_device, sync, t5_dims, t5_train_flops, timed)
+from bench_common import (emit, markdown_table, measured_matmul_peak, paired_models,  # noqa: E402
+                          peak_gib, reset_peak, resolve_device, section_head, sync, t5_dims, t5_train_flops, timed)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -280,11 +280,10 @@ def main(argv=None) -> str:
     with tempfile.TemporaryDirectory() as folder:
         rows, rel = micro_benchmark(args, device, dtype, cfg, folder, peak)
         mix = None if args.no_mix else trainer_mix(args, device, dtype, cfg, str(Path(folder) / "mix"))
-    command = "python benchmarks/train_step.py " + " ".join(argv if argv is not None else sys.argv[1:])
     dims = ("tiny" if args.tiny else "FLAN-T5-base") + f" ({cfg['num_layers']}+{cfg['num_layers']} layers, " \
         f"d_model {cfg['d_model']}, vocab {cfg['vocab_size']})"
     text = "\n".join([
-        f"### Training step ({device.type})", "", f"`{command.strip()}`", "", environment_line(device), "",
+        *section_head("Training step", "train_step.py", argv, device),
         f"{dims}; batch {args.batch} × source {args.source} (a quarter padding) × target {args.target}; "
         f"{str(dtype).removeprefix('torch.')}; AdamW{' fused' if device.type == 'cuda' else ''}; "
         f"{args.warmup} warm-up + {args.steps} timed steps. Logits agree with transformers to "
